@@ -1,0 +1,152 @@
+"""Our REST resources. Every queryset is scoped to the signed-in owner: another user's id is 404."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, parsers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from jobs import services
+from jobs.api.serializers import (
+    DatasetSerializer,
+    DatasetUploadSerializer,
+    JobEventSerializer,
+    JobSerializer,
+    LaunchSerializer,
+    PredictionSerializer,
+    SeriesQuerySerializer,
+    TrainingConfigSerializer,
+)
+from jobs.models import Dataset, TrainingConfig, TrainingJob
+from jobs.series import metric_series
+
+
+class DatasetViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet[Dataset],
+):
+    serializer_class = DatasetSerializer
+    parser_classes = [parsers.MultiPartParser, parsers.FormParser]
+
+    def get_queryset(self) -> QuerySet[Dataset]:
+        return Dataset.objects.filter(owner=self.request.user)
+
+    @extend_schema(request=DatasetUploadSerializer, responses=DatasetSerializer)
+    def create(self, request: Request) -> Response:
+        upload = DatasetUploadSerializer(data=request.data)
+        upload.is_valid(raise_exception=True)
+        try:
+            dataset = services.create_dataset(
+                request.user, upload.validated_data["file"], upload.validated_data.get("name")
+            )
+        except services.DatasetRefused as exc:
+            raise ValidationError({"file": [str(exc)]}) from exc
+        return Response(DatasetSerializer(dataset).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance: Dataset) -> None:
+        try:
+            services.delete_dataset(instance)
+        except services.DatasetRefused as exc:
+            raise ValidationError({"dataset": [str(exc)]}) from exc
+
+
+class TrainingConfigViewSet(viewsets.ModelViewSet[TrainingConfig]):
+    serializer_class = TrainingConfigSerializer
+
+    def get_queryset(self) -> QuerySet[TrainingConfig]:
+        return TrainingConfig.objects.filter(owner=self.request.user).select_related("dataset")
+
+    def perform_create(self, serializer: TrainingConfigSerializer) -> None:  # type: ignore[override]
+        data = serializer.validated_data["config"]
+        serializer.instance = services.save_config(self.request.user, data)
+
+    def perform_update(self, serializer: TrainingConfigSerializer) -> None:  # type: ignore[override]
+        data = serializer.validated_data["config"]
+        serializer.instance = services.save_config(self.request.user, data, serializer.instance)
+
+
+class JobViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[TrainingJob]
+):
+    serializer_class = JobSerializer
+
+    def get_queryset(self) -> QuerySet[TrainingJob]:
+        jobs = TrainingJob.objects.filter(owner=self.request.user)
+        wanted = self.request.query_params.get("status")
+        return jobs.filter(status=wanted) if wanted else jobs
+
+    @extend_schema(request=LaunchSerializer, responses=JobSerializer)
+    def create(self, request: Request) -> Response:
+        job = launch_from_request(request, request.data)
+        return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+    @action(detail=True, methods=["post"])
+    def stop(self, request: Request, pk: str | None = None) -> Response:
+        job = self.get_object()
+        services.stop_job_for_user(job)
+        job.refresh_from_db()
+        return Response(JobSerializer(job).data)
+
+    @extend_schema(parameters=[SeriesQuerySerializer])
+    @action(detail=True, methods=["get"])
+    def metrics(self, request: Request, pk: str | None = None) -> Response:
+        job = self.get_object()
+        query = SeriesQuerySerializer(
+            data={**request.query_params.dict(), "name": request.query_params.getlist("name")}
+        )
+        query.is_valid(raise_exception=True)
+        return Response(metric_series(job, **query.validated_data))
+
+    @action(detail=True, methods=["get"])
+    def predictions(self, request: Request, pk: str | None = None) -> Response:
+        job = self.get_object()
+        rows = job.predictions.all()
+        for param in ("step", "sample_id"):
+            if param in request.query_params:
+                rows = rows.filter(**{param: request.query_params[param]})
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(PredictionSerializer(page, many=True).data)
+
+    @action(detail=True, methods=["get"])
+    def events(self, request: Request, pk: str | None = None) -> Response:
+        job = self.get_object()
+        page = self.paginate_queryset(job.events.all())
+        return self.get_paginated_response(JobEventSerializer(page, many=True).data)
+
+    @action(detail=True, methods=["get"])
+    def cost(self, request: Request, pk: str | None = None) -> Response:
+        return Response(services.cost_summary(self.get_object()))
+
+
+def launch_from_request(request: Request, data: Any) -> TrainingJob:
+    launch = LaunchSerializer(data=data)
+    launch.is_valid(raise_exception=True)
+    values: dict[str, Any] = launch.validated_data
+    config = services.get_config_for_user(request.user, values["training_config_id"])
+    if config is None:
+        raise ValidationError({"training_config_id": ["no such training config"]})
+    try:
+        job, _token = services.launch_job(
+            request.user,
+            config,
+            services.LaunchRequest(
+                provider=values["provider"],
+                gpu_types=values["gpu_types"],
+                gpu_count=values["gpu_count"],
+                budget=values["budget_limit"],
+                alert_threshold=values["alert_threshold"],
+                volume_size_gb=values["volume_size_gb"],
+                environment_variables=values.get("environment_variables") or {},
+            ),
+        )
+    except services.LaunchRefused as exc:
+        raise ValidationError({exc.field: [str(exc)]}) from exc
+    return job

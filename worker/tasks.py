@@ -1,0 +1,1 @@
+"""Celery tasks (placeholder names; the orchestration is built in the providers issue)."""
