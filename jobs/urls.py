@@ -6,8 +6,16 @@ from rest_framework.routers import SimpleRouter
 from jobs.api import ingest, reference
 from jobs.api.views import DatasetViewSet, JobViewSet, TrainingConfigViewSet
 
-# Both /api/jobs and /api/jobs/ answer: the reference clients use no trailing slash.
-router = SimpleRouter(trailing_slash="/?")
+
+class OptionalSlashRouter(SimpleRouter):
+    """Both /api/jobs and /api/jobs/ answer: the reference clients use no trailing slash."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trailing_slash = "/?"
+
+
+router = OptionalSlashRouter()
 router.register("datasets", DatasetViewSet, basename="dataset")
 router.register("configs", TrainingConfigViewSet, basename="config")
 router.register("jobs", JobViewSet, basename="job")

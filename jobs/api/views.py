@@ -65,12 +65,18 @@ class TrainingConfigViewSet(viewsets.ModelViewSet[TrainingConfig]):
         return TrainingConfig.objects.filter(owner=self.request.user).select_related("dataset")
 
     def perform_create(self, serializer: TrainingConfigSerializer) -> None:  # type: ignore[override]
-        data = serializer.validated_data["config"]
-        serializer.instance = services.save_config(self.request.user, data)
+        self._save(serializer, None)
 
     def perform_update(self, serializer: TrainingConfigSerializer) -> None:  # type: ignore[override]
-        data = serializer.validated_data["config"]
-        serializer.instance = services.save_config(self.request.user, data, serializer.instance)
+        self._save(serializer, serializer.instance)
+
+    def _save(self, serializer: TrainingConfigSerializer, config: TrainingConfig | None) -> None:
+        try:
+            serializer.instance = services.save_config(
+                self.request.user, serializer.validated_data["config"], config
+            )
+        except services.ConfigRefused as exc:
+            raise ValidationError(exc.errors) from exc
 
 
 class JobViewSet(
