@@ -73,6 +73,9 @@ def tiny_llama(tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> LlamaForCau
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         tie_word_embeddings=False,
+        # With the usual 0.02 the final RMSNorm + lm_head cap logits near zero, and LoRA on the
+        # attention alone cannot make the tiny model confident: loss would barely move.
+        initializer_range=0.2,
     )
     return LlamaForCausalLM(config)
 
