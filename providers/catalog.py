@@ -208,8 +208,6 @@ def gpu_class_of(offer: GpuOffer) -> GpuClass | None:
     for pattern, name in _CLASS_PATTERNS:
         if re.search(rf"(^|[^a-z0-9]){re.escape(pattern)}", text):
             return GPU_CLASSES[name]
-    if offer.provider == "local" and offer.vram_gb == 0:
-        return GPU_CLASSES["cpu"]
     return None
 
 

@@ -188,7 +188,8 @@ class LocalProvider:
 
     def offers(self) -> list[GpuOffer]:
         gpu = self._local_gpu()
-        name, vram = gpu if gpu else ("CPU only", 0.0)
+        # Without a GPU the trainer runs on the CPU, so its memory is the machine's RAM.
+        name, vram = gpu if gpu else ("CPU only", _ram_gib())
         return [
             GpuOffer(
                 provider=self.name,
@@ -385,6 +386,13 @@ def _probe_nvidia_gpu() -> tuple[str, float] | None:
         return None
     name, mib = (part.strip() for part in first.split(",", 1))
     return name, round(float(mib) / 1024, 1)
+
+
+def _ram_gib() -> float:
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3, 1)
+    except (ValueError, OSError, AttributeError):
+        return 0.0
 
 
 def _last_line(path: Path, limit: int = 300) -> str:

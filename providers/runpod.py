@@ -66,7 +66,7 @@ class Conflict(ProviderError):
     """409: the action is not valid in the pod's current status."""
 
 
-def container_args(start_command: str, job_id: str) -> str:
+def container_args(start_command: str, job_id: str, volume_path: str = VOLUME_PATH) -> str:
     """The pod's ``args``: ``bash -c`` running the start command at most once per pod.
 
     v2 has no ``dockerStartCmd``; ``args`` is the one command field ("arguments passed to the
@@ -74,7 +74,7 @@ def container_args(start_command: str, job_id: str) -> str:
     marker on the persistent volume keeps a restarted container (host reboot, ``start`` action)
     from training — and billing — a second time; it idles until the server terminates the pod.
     """
-    marker = f"{VOLUME_PATH}/.tuneboard-started-{job_id}"
+    marker = f"{volume_path}/.tuneboard-started-{job_id}"
     guard = (
         f"if [ -e {shlex.quote(marker)} ]; then "
         "echo 'tuneboard: this pod already ran its job; waiting to be terminated' >&2; "
