@@ -138,7 +138,7 @@ class FakeRunPod:
         server.daemon_threads = True
         server.fake = self  # type: ignore[attr-defined]
         self._server = server
-        for target in (server.serve_forever, self._tick_forever):
+        for target in (self._serve_forever, self._tick_forever):
             thread = threading.Thread(
                 target=target, name=f"fake-runpod-{target.__name__}", daemon=True
             )
@@ -166,6 +166,10 @@ class FakeRunPod:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def _serve_forever(self) -> None:
+        assert self._server is not None
+        self._server.serve_forever(poll_interval=0.05)  # stop() returns within 50 ms
 
     def _tick_forever(self) -> None:
         # Pods progress (and their processes start and are reaped) even when nobody polls.
