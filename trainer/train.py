@@ -386,6 +386,7 @@ def resume_checkpoint(run: Run) -> str | None:
 
     checkpoint = get_last_checkpoint(str(run.output_dir))
     if checkpoint:
+        log.info("resuming from %s", checkpoint)
         run.reporter.emit("log", {"level": "info", "message": f"resuming from {checkpoint}"})
     return checkpoint
 
