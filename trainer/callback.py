@@ -52,6 +52,7 @@ class TuneboardCallback(TrainerCallback):
         self._last_log = (0, time.perf_counter(), 0.0)
         self._predicted_step = -1
         self.evaluated_step = -1
+        self._last_system = float("-inf")
 
     # -- phases and stopping ---------------------------------------------------------------
 
@@ -114,7 +115,12 @@ class TuneboardCallback(TrainerCallback):
         if _is_number(logs["loss"]):
             self.last_loss = float(logs["loss"])
         self._emit_metric(state, values)
-        self.reporter.emit("system", {"step": state.global_step, "values": self.system.sample()})
+        now = time.monotonic()
+        # Memory moves slowly; one sample per report interval is plenty and keeps steps cheap.
+        if now - self._last_system >= self.reporter.settings.report_interval_s:
+            self._last_system = now
+            values = self.system.sample()
+            self.reporter.emit("system", {"step": state.global_step, "values": values})
 
     def _throughput(
         self, args: TrainingArguments, state: TrainerState, logs: dict[str, Any]

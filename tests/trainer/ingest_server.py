@@ -154,3 +154,17 @@ class _Handler(BaseHTTPRequestHandler):
             return
         acked = self.ingest.store(body["events"])
         self._reply(200, {"acked_through": acked, "command": self.ingest.command})
+
+
+def serve_forever() -> None:
+    """`python -m tests.trainer.ingest_server`: serve in its own process, print the URL."""
+    import time
+
+    server = IngestServer({}, b"").start()
+    print(server.url, flush=True)
+    while True:
+        time.sleep(3600)
+
+
+if __name__ == "__main__":
+    serve_forever()
