@@ -29,7 +29,7 @@ class TrainingConfigAdmin(admin.ModelAdmin):
 class JobEventInline(admin.TabularInline):
     model = JobEvent
     extra = 0
-    readonly_fields = ["kind", "message", "created_at"]
+    readonly_fields = ("kind", "message", "created_at")
     fields = readonly_fields
 
 

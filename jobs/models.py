@@ -185,6 +185,9 @@ class MetricPoint(models.Model):
         # Serves the series endpoint: one metric of one job by step.
         indexes = [models.Index(fields=["job", "name", "step"])]
 
+    def __str__(self) -> str:
+        return f"{self.name}@{self.step}={self.value:g}"
+
 
 class Prediction(models.Model):
     job = models.ForeignKey(TrainingJob, on_delete=models.CASCADE, related_name="predictions")
@@ -204,6 +207,9 @@ class Prediction(models.Model):
     class Meta:
         ordering = ["step", "sample_id"]
         indexes = [models.Index(fields=["job", "step"]), models.Index(fields=["job", "sample_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.sample_id}@{self.step}"
 
 
 class JobEvent(models.Model):

@@ -34,7 +34,7 @@ def metric_series(
         rows = rows.filter(step__lte=max_step)
     if after_seq is not None:
         rows = rows.filter(seq__gt=after_seq)
-    columns: dict[str, tuple[list[int], list[float]]] = defaultdict(lambda: ([], []))
+    columns: dict[str, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
     for metric, step, value in (
         rows.order_by("name", "step", "seq")
         .values_list("name", "step", "value")

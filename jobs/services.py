@@ -14,25 +14,25 @@ import tempfile
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.files import File
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
-from jobs.live import LiveUpdate, publish_job_event
 from jobs.dataset_files import (
     DatasetFileError,
     check_dataset_size,
     file_type_for,
     inspect_dataset,
 )
+from jobs.live import LiveUpdate, publish_job_event
 from jobs.models import (
     LIVE_STATUSES,
     TERMINAL_STATUSES,
@@ -78,7 +78,7 @@ class LaunchRequest:
 
 
 def launch_job(
-    owner: AbstractBaseUser, config: TrainingConfig, request: LaunchRequest
+    owner: User, config: TrainingConfig, request: LaunchRequest
 ) -> tuple[TrainingJob, str]:
     """Freeze the config into a new queued job and hand it to the worker after commit.
 
@@ -251,7 +251,9 @@ def fail_job(job_id: uuid.UUID, error: str) -> TrainingJob | None:
 
 
 def _register_trained_model(job: TrainingJob) -> None:
-    runtime = (job.finished_at - job.started_at).total_seconds() if job.started_at else 0.0
+    runtime = 0.0
+    if job.started_at and job.finished_at:
+        runtime = (job.finished_at - job.started_at).total_seconds()
     TrainedModel.objects.update_or_create(
         job=job,
         defaults={
@@ -369,7 +371,7 @@ def _parse_event(index: int, raw: Any) -> IngestEvent:
     except ValueError:
         raise BadBatch(f"{where}.ts: must be an ISO 8601 timestamp") from None
     if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=timezone.utc)
+        ts = ts.replace(tzinfo=UTC)
     event = IngestEvent(seq, raw["type"], ts, data)
     _check_event_data(where, event)
     return event
@@ -490,7 +492,7 @@ def _add_points(job: TrainingJob, event: IngestEvent, batch: _Batch) -> None:
 
 def _prediction(job: TrainingJob, event: IngestEvent) -> Prediction:
     data = event.data
-    scores = data.get("scores") if isinstance(data.get("scores"), dict) else {}
+    scores: dict[str, Any] = data["scores"] if isinstance(data.get("scores"), dict) else {}
 
     def score(name: str) -> float | None:
         value = scores.get(name)
@@ -549,7 +551,7 @@ def _finish_from_trainer(job: TrainingJob, phase: str, data: dict[str, Any]) -> 
         fields["adapter_path"] = data["adapter_path"][:500]
     if isinstance(data.get("hub_repo"), str):
         fields["hub_repo"] = data["hub_repo"][:200]
-    status = FINAL_PHASES[phase]
+    status: str = FINAL_PHASES[phase]
     if phase == "failed":
         error = f"{data.get('error_type', 'Error')}: {data.get('message', '')}".strip()
         fields["error"] = error
@@ -651,17 +653,15 @@ def _prediction_payload(p: Prediction) -> dict[str, Any]:
 # --- access (one helper per object type; an outsider's id is simply "not found") -------------
 
 
-def get_job_for_user(user: AbstractBaseUser, job_id: uuid.UUID | str) -> TrainingJob | None:
+def get_job_for_user(user: User, job_id: uuid.UUID | str) -> TrainingJob | None:
     return TrainingJob.objects.filter(id=job_id, owner=user).first()
 
 
-def get_config_for_user(
-    user: AbstractBaseUser, config_id: uuid.UUID | str
-) -> TrainingConfig | None:
+def get_config_for_user(user: User, config_id: uuid.UUID | str) -> TrainingConfig | None:
     return TrainingConfig.objects.filter(id=config_id, owner=user).first()
 
 
-def get_dataset_for_user(user: AbstractBaseUser, dataset_id: uuid.UUID | str) -> Dataset | None:
+def get_dataset_for_user(user: User, dataset_id: uuid.UUID | str) -> Dataset | None:
     return Dataset.objects.filter(id=dataset_id, owner=user).first()
 
 
@@ -675,7 +675,7 @@ class ConfigRefused(Exception):
 
 
 def save_config(
-    owner: AbstractBaseUser, data: dict[str, Any], config: TrainingConfig | None = None
+    owner: User, data: dict[str, Any], config: TrainingConfig | None = None
 ) -> TrainingConfig:
     """Store a validated config (``data`` is already canonical) linked to the owner's dataset."""
     dataset = _config_dataset(owner, data)
@@ -688,7 +688,7 @@ def save_config(
     return config
 
 
-def _config_dataset(owner: AbstractBaseUser, data: dict[str, Any]) -> Dataset | None:
+def _config_dataset(owner: User, data: dict[str, Any]) -> Dataset | None:
     from jobs.training_config import check_config_against_dataset
 
     source = data["data"].get("dataset_id") or data["data"].get("train_path")
@@ -707,7 +707,7 @@ def _config_dataset(owner: AbstractBaseUser, data: dict[str, Any]) -> Dataset | 
     return dataset
 
 
-def _find_dataset(owner: AbstractBaseUser, source: str) -> Dataset | None:
+def _find_dataset(owner: User, source: str) -> Dataset | None:
     try:
         return get_dataset_for_user(owner, uuid.UUID(source))
     except ValueError:
@@ -749,7 +749,7 @@ class DatasetRefused(Exception):
     """The upload (or deletion) cannot be accepted; the message says why."""
 
 
-def create_dataset(owner: AbstractBaseUser, upload: UploadedFile, name: str | None) -> Dataset:
+def create_dataset(owner: User, upload: UploadedFile, name: str | None) -> Dataset:
     """Check every row of an upload and store it with its report, or refuse it whole.
 
     A file with bad rows is stored (so its owner can see each line's error) but can never be
@@ -763,7 +763,7 @@ def create_dataset(owner: AbstractBaseUser, upload: UploadedFile, name: str | No
         raise DatasetRefused(str(exc)) from exc
     upload.seek(0)
     with tempfile.TemporaryFile() as normalised:
-        report = inspect_dataset(upload.file, filename, normalised_out=normalised)
+        report = inspect_dataset(upload.file, filename, normalised_out=normalised)  # type: ignore[arg-type]
         dataset = Dataset(
             owner=owner,
             name=(name or Path(filename).stem)[:200],

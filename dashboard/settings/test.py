@@ -21,10 +21,10 @@ if not os.environ.get("REDIS_URL"):
     os.environ["REDIS_URL"] = _redis.url
     os.environ["TUNEBOARD_TEST_EMBEDDED"] = "1"
 
-from dashboard.settings.base import *  # noqa: E402, F403
-from dashboard.settings.base import DATABASES, VAR_DIR  # noqa: E402
+from dashboard.settings.base import *  # noqa: F403
+from dashboard.settings.base import DATABASES, VAR_DIR
 
-if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+if str(DATABASES["default"]["ENGINE"]).endswith("sqlite3"):
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

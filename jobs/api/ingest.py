@@ -12,7 +12,7 @@ from functools import wraps
 from typing import Any
 
 from django.conf import settings
-from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.urls import reverse
 from django.utils.text import slugify
 from django.views.decorators.csrf import csrf_exempt
@@ -21,18 +21,18 @@ from django.views.decorators.http import require_GET, require_POST
 from jobs.models import TrainingJob
 from jobs.services import BadBatch, ingest_token_job, parse_events, record_events
 
-IngestView = Callable[[HttpRequest, TrainingJob], HttpResponse]
+IngestView = Callable[[HttpRequest, TrainingJob], HttpResponseBase]
 
 
 def _refuse(status: int, detail: str) -> JsonResponse:
     return JsonResponse({"detail": detail}, status=status)
 
 
-def ingest_job_required(view: IngestView) -> Callable[[HttpRequest], HttpResponse]:
+def ingest_job_required(view: IngestView) -> Callable[[HttpRequest], HttpResponseBase]:
     """Resolve ``Authorization: Bearer <token>`` to its job, or answer 401."""
 
     @wraps(view)
-    def wrapper(request: HttpRequest) -> HttpResponse:
+    def wrapper(request: HttpRequest) -> HttpResponseBase:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return _refuse(401, "missing ingest token: send Authorization: Bearer <token>")
@@ -73,7 +73,7 @@ def spec(request: HttpRequest, job: TrainingJob) -> HttpResponse:
 
 @require_GET
 @ingest_job_required
-def dataset(request: HttpRequest, job: TrainingJob) -> HttpResponse:
+def dataset(request: HttpRequest, job: TrainingJob) -> HttpResponseBase:
     stored = job.dataset.normalized_file or job.dataset.file
     return FileResponse(stored.open("rb"), content_type="application/jsonl", as_attachment=True)
 

@@ -17,11 +17,17 @@ from rest_framework.views import APIView
 
 from jobs import services
 from jobs.api.serializers import LaunchSerializer, config_errors_as_drf
-from jobs.api.views import launch_from_request
+from jobs.api.views import launch_from_request, owner_of
 from jobs.models import TrainingConfig, TrainingJob
 from jobs.training_config import ConfigError, validate_config
 
 LOG_LINES = 50
+
+
+def _object(request: Request) -> dict[str, Any]:
+    if not isinstance(request.data, dict):
+        raise ValidationError({"non_field_errors": ["the body must be a JSON object"]})
+    return request.data
 
 
 def _config_body(config: TrainingConfig) -> dict[str, Any]:
@@ -39,8 +45,8 @@ class ConfigurationsView(APIView):
     @extend_schema(request=dict, responses=dict)
     def post(self, request: Request) -> Response:
         try:
-            data = validate_config(request.data).as_dict()
-            config = services.save_config(request.user, data)
+            data = validate_config(_object(request)).as_dict()
+            config = services.save_config(owner_of(request), data)
         except ConfigError as exc:
             raise config_errors_as_drf(exc) from exc
         except services.ConfigRefused as exc:
@@ -51,7 +57,7 @@ class ConfigurationsView(APIView):
 class ConfigurationDetailView(APIView):
     @extend_schema(responses=dict)
     def get(self, request: Request, config_id: str) -> Response:
-        config = services.get_config_for_user(request.user, config_id)
+        config = services.get_config_for_user(owner_of(request), config_id)
         if config is None:
             raise NotFound("no such training configuration")
         return Response(_config_body(config))
@@ -77,7 +83,7 @@ def _deployment_body(job: TrainingJob) -> dict[str, Any]:
 class DeployView(APIView):
     @extend_schema(request=LaunchSerializer, responses=dict)
     def post(self, request: Request, provider: str) -> Response:
-        job = launch_from_request(request, {**request.data, "provider": provider})
+        job = launch_from_request(request, {**_object(request), "provider": provider})
         return Response(_deployment_body(job), status=201)
 
     @extend_schema(responses=dict)
@@ -102,7 +108,7 @@ class DeployView(APIView):
 
 
 def _job_by_pod(request: Request, provider: str, pod_id: str) -> TrainingJob:
-    jobs = TrainingJob.objects.filter(owner=request.user, provider=provider)
+    jobs = TrainingJob.objects.filter(owner=owner_of(request), provider=provider)
     match = Q(provider_ref=pod_id)
     if _is_uuid(pod_id):
         match |= Q(id=pod_id)
@@ -128,7 +134,7 @@ def _latest(job: TrainingJob, name: str) -> float | None:
 
 
 def _owned_job(request: Request, job_id: str) -> TrainingJob:
-    job = services.get_job_for_user(request.user, job_id) if _is_uuid(job_id) else None
+    job = services.get_job_for_user(owner_of(request), job_id) if _is_uuid(job_id) else None
     if job is None:
         raise NotFound("no such job")
     return job

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, parsers, status, viewsets
@@ -27,6 +28,11 @@ from jobs.models import Dataset, TrainingConfig, TrainingJob
 from jobs.series import metric_series
 
 
+def owner_of(request: Request) -> User:
+    """The signed-in user (every view here requires one: IsAuthenticated is the default)."""
+    return cast(User, request.user)
+
+
 class DatasetViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -37,7 +43,7 @@ class DatasetViewSet(
     parser_classes = [parsers.MultiPartParser, parsers.FormParser]
 
     def get_queryset(self) -> QuerySet[Dataset]:
-        return Dataset.objects.filter(owner=self.request.user)
+        return Dataset.objects.filter(owner=owner_of(self.request))
 
     @extend_schema(request=DatasetUploadSerializer, responses=DatasetSerializer)
     def create(self, request: Request) -> Response:
@@ -45,7 +51,7 @@ class DatasetViewSet(
         upload.is_valid(raise_exception=True)
         try:
             dataset = services.create_dataset(
-                request.user, upload.validated_data["file"], upload.validated_data.get("name")
+                owner_of(request), upload.validated_data["file"], upload.validated_data.get("name")
             )
         except services.DatasetRefused as exc:
             raise ValidationError({"file": [str(exc)]}) from exc
@@ -62,7 +68,7 @@ class TrainingConfigViewSet(viewsets.ModelViewSet[TrainingConfig]):
     serializer_class = TrainingConfigSerializer
 
     def get_queryset(self) -> QuerySet[TrainingConfig]:
-        return TrainingConfig.objects.filter(owner=self.request.user).select_related("dataset")
+        return TrainingConfig.objects.filter(owner=owner_of(self.request)).select_related("dataset")
 
     def perform_create(self, serializer: TrainingConfigSerializer) -> None:  # type: ignore[override]
         self._save(serializer, None)
@@ -73,7 +79,7 @@ class TrainingConfigViewSet(viewsets.ModelViewSet[TrainingConfig]):
     def _save(self, serializer: TrainingConfigSerializer, config: TrainingConfig | None) -> None:
         try:
             serializer.instance = services.save_config(
-                self.request.user, serializer.validated_data["config"], config
+                owner_of(self.request), serializer.validated_data["config"], config
             )
         except services.ConfigRefused as exc:
             raise ValidationError(exc.errors) from exc
@@ -85,7 +91,7 @@ class JobViewSet(
     serializer_class = JobSerializer
 
     def get_queryset(self) -> QuerySet[TrainingJob]:
-        jobs = TrainingJob.objects.filter(owner=self.request.user)
+        jobs = TrainingJob.objects.filter(owner=owner_of(self.request))
         wanted = self.request.query_params.get("status")
         return jobs.filter(status=wanted) if wanted else jobs
 
@@ -118,13 +124,16 @@ class JobViewSet(
         for param in ("step", "sample_id"):
             if param in request.query_params:
                 rows = rows.filter(**{param: request.query_params[param]})
-        page = self.paginate_queryset(rows)
+        page = self.paginator.paginate_queryset(rows, request, view=self) if self.paginator else []
         return self.get_paginated_response(PredictionSerializer(page, many=True).data)
 
     @action(detail=True, methods=["get"])
     def events(self, request: Request, pk: str | None = None) -> Response:
         job = self.get_object()
-        page = self.paginate_queryset(job.events.all())
+        paginator = self.paginator
+        page = (
+            paginator.paginate_queryset(job.events.all(), request, view=self) if paginator else []
+        )
         return self.get_paginated_response(JobEventSerializer(page, many=True).data)
 
     @action(detail=True, methods=["get"])
@@ -136,12 +145,12 @@ def launch_from_request(request: Request, data: Any) -> TrainingJob:
     launch = LaunchSerializer(data=data)
     launch.is_valid(raise_exception=True)
     values: dict[str, Any] = launch.validated_data
-    config = services.get_config_for_user(request.user, values["training_config_id"])
+    config = services.get_config_for_user(owner_of(request), values["training_config_id"])
     if config is None:
         raise ValidationError({"training_config_id": ["no such training config"]})
     try:
         job, _token = services.launch_job(
-            request.user,
+            owner_of(request),
             config,
             services.LaunchRequest(
                 provider=values["provider"],

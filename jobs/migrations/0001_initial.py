@@ -8,7 +8,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -17,170 +16,345 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Dataset',
+            name="Dataset",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('name', models.CharField(max_length=200)),
-                ('original_filename', models.CharField(max_length=255)),
-                ('file', models.FileField(upload_to='datasets/original/')),
-                ('normalized_file', models.FileField(blank=True, upload_to='datasets/normalized/')),
-                ('format', models.CharField(choices=[('text', 'Plain text'), ('chat', 'Chat messages'), ('instruction', 'Instruction / input / output'), ('preference', 'Preference (prompt / chosen / rejected)'), ('unknown', 'Unknown')], default='unknown', max_length=20)),
-                ('rows', models.PositiveIntegerField(default=0)),
-                ('size_bytes', models.PositiveBigIntegerField(default=0)),
-                ('sha256', models.CharField(max_length=64)),
-                ('stats', models.JSONField(blank=True, default=dict)),
-                ('preview', models.JSONField(blank=True, default=list)),
-                ('errors', models.JSONField(blank=True, default=list)),
-                ('error_count', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('owner', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='datasets', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=uuid.uuid4, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("original_filename", models.CharField(max_length=255)),
+                ("file", models.FileField(upload_to="datasets/original/")),
+                ("normalized_file", models.FileField(blank=True, upload_to="datasets/normalized/")),
+                (
+                    "format",
+                    models.CharField(
+                        choices=[
+                            ("text", "Plain text"),
+                            ("chat", "Chat messages"),
+                            ("instruction", "Instruction / input / output"),
+                            ("preference", "Preference (prompt / chosen / rejected)"),
+                            ("unknown", "Unknown"),
+                        ],
+                        default="unknown",
+                        max_length=20,
+                    ),
+                ),
+                ("rows", models.PositiveIntegerField(default=0)),
+                ("size_bytes", models.PositiveBigIntegerField(default=0)),
+                ("sha256", models.CharField(max_length=64)),
+                ("stats", models.JSONField(blank=True, default=dict)),
+                ("preview", models.JSONField(blank=True, default=list)),
+                ("errors", models.JSONField(blank=True, default=list)),
+                ("error_count", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="datasets",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='TrainingConfig',
+            name="TrainingConfig",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('name', models.CharField(max_length=200)),
-                ('config', models.JSONField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('dataset', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='configs', to='jobs.dataset')),
-                ('owner', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='training_configs', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=uuid.uuid4, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("config", models.JSONField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "dataset",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="configs",
+                        to="jobs.dataset",
+                    ),
+                ),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="training_configs",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-updated_at'],
+                "ordering": ["-updated_at"],
             },
         ),
         migrations.CreateModel(
-            name='TrainingJob',
+            name="TrainingJob",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('config_snapshot', models.JSONField()),
-                ('name', models.CharField(max_length=200)),
-                ('provider', models.CharField(max_length=20)),
-                ('gpu_type', models.CharField(blank=True, max_length=100)),
-                ('allowed_gpu_types', models.JSONField(blank=True, default=list)),
-                ('gpu_count', models.PositiveSmallIntegerField(default=1)),
-                ('volume_size_gb', models.PositiveIntegerField(default=20)),
-                ('environment_variables', models.JSONField(blank=True, default=dict)),
-                ('provider_ref', models.CharField(blank=True, max_length=200)),
-                ('pod_url', models.CharField(blank=True, max_length=500)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('provisioning', 'Provisioning'), ('running', 'Running'), ('stopping', 'Stopping'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('stopped', 'Stopped'), ('budget_exceeded', 'Budget exceeded')], db_index=True, default='queued', max_length=20)),
-                ('error', models.TextField(blank=True)),
-                ('stop_reason', models.CharField(blank=True, max_length=40)),
-                ('cost_per_hour', models.DecimalField(decimal_places=4, default=Decimal('0'), max_digits=10)),
-                ('cost_so_far', models.DecimalField(decimal_places=4, default=Decimal('0'), max_digits=12)),
-                ('budget', models.DecimalField(decimal_places=2, max_digits=10)),
-                ('alert_threshold', models.DecimalField(decimal_places=3, default=Decimal('0.8'), max_digits=4)),
-                ('alert_sent_at', models.DateTimeField(blank=True, null=True)),
-                ('deadline_at', models.DateTimeField(blank=True, null=True)),
-                ('step', models.PositiveIntegerField(default=0)),
-                ('total_steps', models.PositiveIntegerField(default=0)),
-                ('epoch', models.FloatField(default=0.0)),
-                ('final_loss', models.FloatField(blank=True, null=True)),
-                ('adapter_path', models.CharField(blank=True, max_length=500)),
-                ('hub_repo', models.CharField(blank=True, max_length=200)),
-                ('ingest_token_hash', models.CharField(max_length=64, unique=True)),
-                ('last_seq', models.PositiveBigIntegerField(default=0)),
-                ('last_heartbeat_at', models.DateTimeField(blank=True, null=True)),
-                ('launch_attempts', models.PositiveSmallIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('stop_requested_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('config', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='jobs', to='jobs.trainingconfig')),
-                ('dataset', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='jobs', to='jobs.dataset')),
-                ('owner', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='training_jobs', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=uuid.uuid4, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
+                ("config_snapshot", models.JSONField()),
+                ("name", models.CharField(max_length=200)),
+                ("provider", models.CharField(max_length=20)),
+                ("gpu_type", models.CharField(blank=True, max_length=100)),
+                ("allowed_gpu_types", models.JSONField(blank=True, default=list)),
+                ("gpu_count", models.PositiveSmallIntegerField(default=1)),
+                ("volume_size_gb", models.PositiveIntegerField(default=20)),
+                ("environment_variables", models.JSONField(blank=True, default=dict)),
+                ("provider_ref", models.CharField(blank=True, max_length=200)),
+                ("pod_url", models.CharField(blank=True, max_length=500)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("provisioning", "Provisioning"),
+                            ("running", "Running"),
+                            ("stopping", "Stopping"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("stopped", "Stopped"),
+                            ("budget_exceeded", "Budget exceeded"),
+                        ],
+                        db_index=True,
+                        default="queued",
+                        max_length=20,
+                    ),
+                ),
+                ("error", models.TextField(blank=True)),
+                ("stop_reason", models.CharField(blank=True, max_length=40)),
+                (
+                    "cost_per_hour",
+                    models.DecimalField(decimal_places=4, default=Decimal("0"), max_digits=10),
+                ),
+                (
+                    "cost_so_far",
+                    models.DecimalField(decimal_places=4, default=Decimal("0"), max_digits=12),
+                ),
+                ("budget", models.DecimalField(decimal_places=2, max_digits=10)),
+                (
+                    "alert_threshold",
+                    models.DecimalField(decimal_places=3, default=Decimal("0.8"), max_digits=4),
+                ),
+                ("alert_sent_at", models.DateTimeField(blank=True, null=True)),
+                ("deadline_at", models.DateTimeField(blank=True, null=True)),
+                ("step", models.PositiveIntegerField(default=0)),
+                ("total_steps", models.PositiveIntegerField(default=0)),
+                ("epoch", models.FloatField(default=0.0)),
+                ("final_loss", models.FloatField(blank=True, null=True)),
+                ("adapter_path", models.CharField(blank=True, max_length=500)),
+                ("hub_repo", models.CharField(blank=True, max_length=200)),
+                ("ingest_token_hash", models.CharField(max_length=64, unique=True)),
+                ("last_seq", models.PositiveBigIntegerField(default=0)),
+                ("last_heartbeat_at", models.DateTimeField(blank=True, null=True)),
+                ("launch_attempts", models.PositiveSmallIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("stop_requested_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "config",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="jobs",
+                        to="jobs.trainingconfig",
+                    ),
+                ),
+                (
+                    "dataset",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="jobs",
+                        to="jobs.dataset",
+                    ),
+                ),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="training_jobs",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='TrainedModel',
+            name="TrainedModel",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('base_model', models.CharField(max_length=200)),
-                ('adapter_location', models.CharField(max_length=500)),
-                ('hub_repo', models.CharField(blank=True, max_length=200)),
-                ('final_loss', models.FloatField(null=True)),
-                ('cost', models.DecimalField(decimal_places=4, default=Decimal('0'), max_digits=12)),
-                ('training_seconds', models.FloatField(default=0.0)),
-                ('dataset_rows', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('owner', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='trained_models', to=settings.AUTH_USER_MODEL)),
-                ('job', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='trained_model', to='jobs.trainingjob')),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=uuid.uuid4, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
+                ("base_model", models.CharField(max_length=200)),
+                ("adapter_location", models.CharField(max_length=500)),
+                ("hub_repo", models.CharField(blank=True, max_length=200)),
+                ("final_loss", models.FloatField(null=True)),
+                (
+                    "cost",
+                    models.DecimalField(decimal_places=4, default=Decimal("0"), max_digits=12),
+                ),
+                ("training_seconds", models.FloatField(default=0.0)),
+                ("dataset_rows", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="trained_models",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "job",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="trained_model",
+                        to="jobs.trainingjob",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='Prediction',
+            name="Prediction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('seq', models.PositiveBigIntegerField()),
-                ('step', models.PositiveIntegerField()),
-                ('epoch', models.FloatField(null=True)),
-                ('sample_id', models.CharField(max_length=64)),
-                ('prompt', models.TextField()),
-                ('generated', models.TextField()),
-                ('expected', models.TextField(blank=True)),
-                ('bleu', models.FloatField(null=True)),
-                ('rouge1', models.FloatField(null=True)),
-                ('rouge2', models.FloatField(null=True)),
-                ('rouge_l', models.FloatField(null=True)),
-                ('ts', models.DateTimeField()),
-                ('job', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='predictions', to='jobs.trainingjob')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("seq", models.PositiveBigIntegerField()),
+                ("step", models.PositiveIntegerField()),
+                ("epoch", models.FloatField(null=True)),
+                ("sample_id", models.CharField(max_length=64)),
+                ("prompt", models.TextField()),
+                ("generated", models.TextField()),
+                ("expected", models.TextField(blank=True)),
+                ("bleu", models.FloatField(null=True)),
+                ("rouge1", models.FloatField(null=True)),
+                ("rouge2", models.FloatField(null=True)),
+                ("rouge_l", models.FloatField(null=True)),
+                ("ts", models.DateTimeField()),
+                (
+                    "job",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="predictions",
+                        to="jobs.trainingjob",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['step', 'sample_id'],
+                "ordering": ["step", "sample_id"],
             },
         ),
         migrations.CreateModel(
-            name='MetricPoint',
+            name="MetricPoint",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('seq', models.PositiveBigIntegerField()),
-                ('step', models.PositiveIntegerField()),
-                ('epoch', models.FloatField(null=True)),
-                ('name', models.CharField(max_length=64)),
-                ('value', models.FloatField()),
-                ('ts', models.DateTimeField()),
-                ('job', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='metric_points', to='jobs.trainingjob')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("seq", models.PositiveBigIntegerField()),
+                ("step", models.PositiveIntegerField()),
+                ("epoch", models.FloatField(null=True)),
+                ("name", models.CharField(max_length=64)),
+                ("value", models.FloatField()),
+                ("ts", models.DateTimeField()),
+                (
+                    "job",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="metric_points",
+                        to="jobs.trainingjob",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='JobEvent',
+            name="JobEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('transition', 'Transition'), ('alert', 'Alert'), ('trainer', 'Trainer'), ('log', 'Log'), ('error', 'Error'), ('provider', 'Provider')], max_length=20)),
-                ('message', models.TextField()),
-                ('data', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('job', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='jobs.trainingjob')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("transition", "Transition"),
+                            ("alert", "Alert"),
+                            ("trainer", "Trainer"),
+                            ("log", "Log"),
+                            ("error", "Error"),
+                            ("provider", "Provider"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("message", models.TextField()),
+                ("data", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "job",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to="jobs.trainingjob",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at', 'id'],
+                "ordering": ["created_at", "id"],
             },
         ),
         migrations.AddIndex(
-            model_name='trainingjob',
-            index=models.Index(fields=['owner', '-created_at'], name='jobs_traini_owner_i_4f777e_idx'),
+            model_name="trainingjob",
+            index=models.Index(
+                fields=["owner", "-created_at"], name="jobs_traini_owner_i_4f777e_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='prediction',
-            index=models.Index(fields=['job', 'step'], name='jobs_predic_job_id_a461b7_idx'),
+            model_name="prediction",
+            index=models.Index(fields=["job", "step"], name="jobs_predic_job_id_a461b7_idx"),
         ),
         migrations.AddIndex(
-            model_name='prediction',
-            index=models.Index(fields=['job', 'sample_id'], name='jobs_predic_job_id_e19862_idx'),
+            model_name="prediction",
+            index=models.Index(fields=["job", "sample_id"], name="jobs_predic_job_id_e19862_idx"),
         ),
         migrations.AddIndex(
-            model_name='metricpoint',
-            index=models.Index(fields=['job', 'name', 'step'], name='jobs_metric_job_id_c02cb5_idx'),
+            model_name="metricpoint",
+            index=models.Index(
+                fields=["job", "name", "step"], name="jobs_metric_job_id_c02cb5_idx"
+            ),
         ),
     ]

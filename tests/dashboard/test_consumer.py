@@ -69,7 +69,7 @@ def test_an_outsider_cannot_subscribe(outsider: User, make_job) -> None:
 
     async def scenario() -> bool:
         socket = connect(headers, str(job.id))
-        connected, code = await socket.connect()
+        connected, _ = await socket.connect()
         await socket.disconnect()
         return connected
 

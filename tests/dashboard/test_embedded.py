@@ -64,7 +64,7 @@ def test_embedded_mode_starts_answers_and_stops_cleanly(tmp_path: Path) -> None:
         output, _ = process.communicate(timeout=60)
         assert "Tuneboard is running at" in output
         assert "sign in as 'admin'" in output
-        gone, alive = psutil.wait_procs(family, timeout=15)
+        _, alive = psutil.wait_procs(family, timeout=15)
         assert alive == [], [p.cmdline() for p in alive]
     finally:
         if process.poll() is None:
