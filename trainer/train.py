@@ -375,7 +375,8 @@ def train(run: Run) -> Outcome:
     if callback.stop_reason is None:
         finish_evaluation(trainer, callback, data)
     adapter = save_adapter(run, trainer, tokenizer, callback)
-    hub_repo = upload(run, adapter, callback) if callback.stop_reason is None else None
+    # A stopped run uploads too: DESIGN §5 "stop asks the trainer to save, upload and exit".
+    hub_repo = upload(run, adapter, callback)
     return Outcome(callback.stop_reason, callback.last_loss, adapter, hub_repo)
 
 
