@@ -54,6 +54,19 @@ def env_int(name: str, default: int, minimum: int = 0) -> int:
     return number
 
 
+def env_float(name: str, default: float, minimum: float = 0.0) -> float:
+    value = env_str(name)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number") from None
+    if not number >= minimum:
+        raise ImproperlyConfigured(f"{name}={number} must be at least {minimum}")
+    return number
+
+
 def database_from_url(name: str, url: str) -> dict[str, object]:
     """Django DATABASES entry from ``postgres://user:pass@host:port/db`` (psycopg 3)."""
     parsed = urlparse(url)
@@ -70,9 +83,10 @@ def database_from_url(name: str, url: str) -> dict[str, object]:
         "PASSWORD": parsed.password or "",
         "HOST": parsed.hostname or "",
         "PORT": str(parsed.port or ""),
-        # Persistent connections: the ingest endpoint is hot and reconnecting costs ~2 ms.
-        "CONN_MAX_AGE": 60,
-        "CONN_HEALTH_CHECKS": True,
+        # A pool, not persistent connections: under ASGI every request runs in a thread of its
+        # own, so per-thread persistent connections pile up until PostgreSQL refuses clients.
+        "CONN_MAX_AGE": 0,
+        "OPTIONS": {"pool": {"min_size": 2, "max_size": 20, "timeout": 30}},
     }
 
 

@@ -6,7 +6,9 @@ functions in ``jobs/services.py``.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import uuid
 from decimal import Decimal
 
@@ -97,6 +99,13 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def derive_ingest_token(job_id: uuid.UUID | str, nonce: str) -> str:
+    digest = hmac.new(
+        settings.SECRET_KEY.encode(), f"tuneboard-ingest:{job_id}:{nonce}".encode(), "sha256"
+    ).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
 class TrainingJob(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(
@@ -142,12 +151,18 @@ class TrainingJob(models.Model):
     adapter_path = models.CharField(max_length=500, blank=True)
     hub_repo = models.CharField(max_length=200, blank=True)
 
+    # The token is HMAC(SECRET_KEY, job id + nonce): a retried launch can hand the same token
+    # to the pod it finds, while the database holds only its hash. A new nonce revokes it.
+    ingest_token_nonce = models.CharField(max_length=64)
     ingest_token_hash = models.CharField(max_length=64, unique=True)
     # Highest event seq stored: ingest idempotency is "store only seq > last_seq".
     last_seq = models.PositiveBigIntegerField(default=0)
     last_heartbeat_at = models.DateTimeField(null=True, blank=True)
     # Tasks count their own redeliveries (acks_late): a poison launch stops after a few.
     launch_attempts = models.PositiveSmallIntegerField(default=0)
+    # A worker that claimed the launch holds it until then; a crashed one's claim expires.
+    launch_lease_until = models.DateTimeField(null=True, blank=True)
+    pod_terminated_at = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

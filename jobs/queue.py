@@ -18,5 +18,5 @@ def _app() -> Celery:
     return app
 
 
-def enqueue(task: str, *args: str) -> None:
-    _app().send_task(f"tuneboard.{task}", args=list(args))
+def enqueue(task: str, *args: str, countdown: float | None = None) -> None:
+    _app().send_task(f"tuneboard.{task}", args=list(args), countdown=countdown)

@@ -44,6 +44,7 @@ from jobs.models import (
     TrainedModel,
     TrainingConfig,
     TrainingJob,
+    derive_ingest_token,
     hash_token,
 )
 from jobs.queue import enqueue
@@ -99,9 +100,13 @@ def launch_job(
         raise LaunchRefused("; ".join(problems), field="training_config_id")
     if request.budget <= 0:
         raise LaunchRefused("the budget must be more than 0", field="budget_limit")
-    token = secrets.token_urlsafe(32)
+    job_id = uuid.uuid4()
+    nonce = secrets.token_urlsafe(16)
+    token = derive_ingest_token(job_id, nonce)
     with transaction.atomic():
         job = TrainingJob.objects.create(
+            id=job_id,
+            ingest_token_nonce=nonce,
             owner=owner,
             config=config,
             config_snapshot=config.config,
@@ -123,11 +128,9 @@ def launch_job(
     return job, token
 
 
-def rotate_ingest_token(job: TrainingJob) -> str:
-    """A fresh token for a (re)launch; the old one stops working at once."""
-    token = secrets.token_urlsafe(32)
-    TrainingJob.objects.filter(id=job.id).update(ingest_token_hash=hash_token(token))
-    return token
+def ingest_token_for(job: TrainingJob) -> str:
+    """The job's ingest token, for the pod's environment (never stored in clear)."""
+    return derive_ingest_token(job.id, job.ingest_token_nonce)
 
 
 # --- transitions -----------------------------------------------------------------------------
@@ -530,7 +533,10 @@ def _advance(job: TrainingJob, last_seq: int, progress: dict[str, Any]) -> None:
 def _apply_trainer_status(job: TrainingJob, data: dict[str, Any]) -> None:
     phase = data["phase"]
     if phase == "started":
-        mark_running(job.id, _started_message(data))
+        message = _started_message(data)
+        # The poll may have marked the job running when the pod came up; keep the note anyway.
+        if mark_running(job.id, message) is None:
+            _record(job, JobEvent.Kind.TRAINER, message, _short(data))
     elif phase in FINAL_PHASES:
         _finish_from_trainer(job, phase, data)
 
@@ -560,6 +566,12 @@ def _finish_from_trainer(job: TrainingJob, phase: str, data: dict[str, Any]) -> 
         job.refresh_from_db(fields=["stop_reason"])
         status = _final_status_for(job.stop_reason or str(data.get("reason", "")))
         message = f"the trainer stopped ({data.get('reason', 'stop')}) and saved its adapter"
+        if status == JobStatus.BUDGET_EXCEEDED:
+            job.refresh_from_db(fields=["cost_so_far", "budget"])
+            message += (
+                f"; cost ${job.cost_so_far:.4f} of the ${job.budget} budget, "
+                f"${overspend(job):.4f} over"
+            )
     else:
         message = "training succeeded"
     kind = JobEvent.Kind.ERROR if phase == "failed" else JobEvent.Kind.TRANSITION
@@ -583,9 +595,10 @@ def ingest_token_job(token: str) -> TrainingJob | None:
 
 
 def revoke_ingest_token(job_id: uuid.UUID) -> None:
-    # A random hash no token maps to: the column stays unique and non-null.
+    # A fresh nonce whose token nobody was given: the old token stops working at once.
+    nonce = secrets.token_urlsafe(16)
     TrainingJob.objects.filter(id=job_id).update(
-        ingest_token_hash=hash_token(secrets.token_urlsafe(32))
+        ingest_token_nonce=nonce, ingest_token_hash=hash_token(derive_ingest_token(job_id, nonce))
     )
 
 
@@ -723,7 +736,8 @@ def stop_job_for_user(job: TrainingJob) -> TrainingJob | None:
     """The stop button: graceful now, forced by the worker if the trainer does not comply."""
     stopped = request_stop(job.id, "user", "stop requested by the user")
     if stopped is not None and stopped.status == JobStatus.STOPPING:
-        transaction.on_commit(lambda: enqueue("enforce_stop", str(job.id)))
+        grace = settings.STOP_GRACE_S + 1
+        transaction.on_commit(lambda: enqueue("enforce_stop", str(job.id), countdown=grace))
     return stopped
 
 
@@ -807,3 +821,33 @@ def delete_dataset(dataset: Dataset) -> None:
     dataset.delete()
     for stored in files:
         stored.delete(save=False)
+
+
+# --- budget rules ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BudgetVerdict:
+    alert: bool
+    graceful_stop: bool
+    terminate: bool
+
+
+def judge_budget(job: TrainingJob) -> BudgetVerdict:
+    """What the budget watch must do now, from the job's latest cost figure."""
+    spent, budget = job.cost_so_far, job.budget
+    over = spent >= budget
+    # Enough running time for the trainer to finish its step, save and upload before the hard
+    # stop at the budget (settings.GRACEFUL_STOP_MARGIN_S).
+    margin = job.cost_per_hour * Decimal(settings.GRACEFUL_STOP_MARGIN_S) / Decimal(3600)
+    nearly = job.cost_per_hour > 0 and budget - spent <= margin
+    return BudgetVerdict(
+        alert=job.alert_sent_at is None and spent >= budget * job.alert_threshold,
+        graceful_stop=(nearly or over)
+        and job.status in (JobStatus.PROVISIONING, JobStatus.RUNNING),
+        terminate=over,
+    )
+
+
+def overspend(job: TrainingJob) -> Decimal:
+    return max(Decimal(0), job.cost_so_far - job.budget)

@@ -24,6 +24,7 @@ urlpatterns = [
     path("ingest/v1/spec", ingest.spec, name="ingest-spec"),
     path("ingest/v1/dataset", ingest.dataset, name="ingest-dataset"),
     path("ingest/v1/events", ingest.events, name="ingest-events"),
+    path("ingest/v1/trainer", ingest.trainer_bundle, name="ingest-trainer"),
     path("training/configurations", reference.ConfigurationsView.as_view()),
     path(
         "training/configurations/<str:config_id>",

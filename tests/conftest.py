@@ -103,3 +103,7 @@ def make_job(
         )
 
     return make
+
+
+# The live stack (real web, worker and beat processes) for end-to-end tests.
+from tests.stack import live_stack, tiny_model_dir  # noqa: E402, F401

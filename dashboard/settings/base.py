@@ -10,15 +10,20 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
+import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
 from dashboard.env import (
     check_redis_url,
     database_from_url,
     env_bool,
+    env_float,
     env_int,
     env_str,
 )
+
+# Lets typed code subscript Django's generic classes (UserCreationForm[User]) at run time.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env_str("TUNEBOARD_VAR_DIR") or BASE_DIR / "var")
@@ -98,7 +103,8 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "tuneboard.sqlite3",
+            # SQLITE_PATH lets a test's worker and server processes open the test database.
+            "NAME": env_str("SQLITE_PATH") or VAR_DIR / "tuneboard.sqlite3",
             # WAL + a busy timeout let the web process, the worker and beat share one file.
             "OPTIONS": {
                 "timeout": 20,
@@ -190,7 +196,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600}
+# An unacknowledged task (its worker died) is redelivered after this long.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("BROKER_VISIBILITY_TIMEOUT_S", 600, minimum=5)
+}
 CELERY_TASK_ALWAYS_EAGER = False
 
 # Tuneboard's own settings.
@@ -204,7 +213,28 @@ INGEST_MAX_BATCH_BYTES = env_int("INGEST_MAX_BATCH_BYTES", 1024 * 1024, minimum=
 INGEST_REPORT_INTERVAL_S = 2.0
 # A terminal job's token still works this long, for the trainer's final flush.
 INGEST_TOKEN_GRACE_S = env_int("INGEST_TOKEN_GRACE_S", 300)
-LOCAL_PROVIDER_COST_PER_HOUR = env_str("LOCAL_PROVIDER_COST_PER_HOUR") or "0"
+LOCAL_PROVIDER_COST_PER_HOUR = env_float("LOCAL_PROVIDER_COST_PER_HOUR", 0.0)
+RUNPOD_BASE_URL = (env_str("RUNPOD_BASE_URL") or "https://api.runpod.io").rstrip("/")
+RUNPOD_IMAGE = env_str("RUNPOD_IMAGE") or "runpod/pytorch:1.0.2-cu1281-torch280-ubuntu2404"
+# How often beat polls pods (status, cost, budget) and lists every provider's pods for orphans.
+POLL_INTERVAL_S = env_float("POLL_INTERVAL_S", 5.0)
+RECONCILE_INTERVAL_S = env_float("RECONCILE_INTERVAL_S", 60.0)
+# A stop the trainer has not honoured after this long becomes a terminate.
+STOP_GRACE_S = env_int("STOP_GRACE_S", 120)
+# The budget watch asks for a graceful stop when the budget left covers less than this much
+# running time; a launch claimed by a worker that died is re-claimable after LAUNCH_LEASE_S;
+# a pod that exited while its job is live gets EXIT_GRACE_S for the trainer's final report.
+GRACEFUL_STOP_MARGIN_S = env_int("GRACEFUL_STOP_MARGIN_S", 180)
+LAUNCH_LEASE_S = env_int("LAUNCH_LEASE_S", 300, minimum=5)
+EXIT_GRACE_S = env_int("EXIT_GRACE_S", 20)
+# A running job silent this long, or a launch without a pod this long, is failed.
+STUCK_AFTER_S = env_int("STUCK_AFTER_S", 900, minimum=60)
+PROVISION_TIMEOUT_S = env_int("PROVISION_TIMEOUT_S", 1800, minimum=60)
+CELERY_BEAT_SCHEDULE = {
+    "poll-jobs": {"task": "tuneboard.poll_jobs", "schedule": POLL_INTERVAL_S},
+    "reconcile": {"task": "tuneboard.reconcile", "schedule": RECONCILE_INTERVAL_S},
+    "fail-stuck-jobs": {"task": "tuneboard.fail_stuck_jobs", "schedule": 60.0},
+}
 
 if DATASET_MAX_BYTES < 1024:
     raise ImproperlyConfigured("DATASET_MAX_BYTES must be at least 1024 bytes")

@@ -6,9 +6,12 @@ hottest endpoint we have. Every answer is JSON; every refusal says why.
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 from collections.abc import Callable
-from functools import wraps
+from functools import cache, wraps
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -76,6 +79,24 @@ def spec(request: HttpRequest, job: TrainingJob) -> HttpResponse:
 def dataset(request: HttpRequest, job: TrainingJob) -> HttpResponseBase:
     stored = job.dataset.normalized_file or job.dataset.file
     return FileResponse(stored.open("rb"), content_type="application/jsonl", as_attachment=True)
+
+
+@require_GET
+@ingest_job_required
+def trainer_bundle(request: HttpRequest, job: TrainingJob) -> HttpResponseBase:
+    """The trainer's source as a .tar.gz: a cloud pod's start command downloads and runs it."""
+    return HttpResponse(_trainer_tarball(), content_type="application/gzip")
+
+
+@cache
+def _trainer_tarball() -> bytes:
+    source = Path(__file__).resolve().parents[2] / "trainer"
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for path in sorted(source.rglob("*")):
+            if path.suffix in (".py", ".txt") and "__pycache__" not in path.parts:
+                tar.add(path, arcname=str(path.relative_to(source.parent)))
+    return buffer.getvalue()
 
 
 @csrf_exempt
