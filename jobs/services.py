@@ -51,10 +51,6 @@ from jobs.queue import enqueue
 
 logger = logging.getLogger(__name__)
 
-# The trainer needs this long to save, upload and exit once told to stop; the pod's own
-# deadline and the budget watch's graceful stop both keep it in hand.
-STOP_SAFETY_MARGIN = timedelta(minutes=3)
-
 
 class LaunchRefused(Exception):
     """The job cannot be launched as asked; ``field`` names the input at fault."""
@@ -143,6 +139,7 @@ def _transition(
     message: str,
     kind: str = JobEvent.Kind.TRANSITION,
     data: dict[str, Any] | None = None,
+    record: bool = True,
     **fields: Any,
 ) -> TrainingJob | None:
     """Claim the job if it is in one of ``from_statuses``; None if someone else moved it."""
@@ -153,8 +150,9 @@ def _transition(
         if not claimed:
             return None
         job = TrainingJob.objects.get(id=job_id)
-        _record(job, kind, message, data)
-        _publish(job, events=[_event_payload(job, message, kind)])
+        if record:
+            _record(job, kind, message, data)
+        _publish(job, events=[_event_payload(job, message, kind)] if record else [])
     return job
 
 
@@ -182,19 +180,23 @@ def _budget_of(job_id: uuid.UUID) -> Decimal:
 
 
 def pod_deadline(start: datetime, cost_per_hour: Decimal, budget: Decimal) -> datetime | None:
-    """When the pod must stop itself: the budget's hours at this price, less the stop margin."""
+    """When the pod must stop itself: the budget's hours at this price, less the time the
+    trainer needs to save and upload (the same margin as the budget watch's graceful stop)."""
     if cost_per_hour <= 0:
         return None
     hours = float(budget / cost_per_hour)
-    return start + timedelta(hours=hours) - STOP_SAFETY_MARGIN
+    return start + timedelta(hours=hours) - timedelta(seconds=settings.GRACEFUL_STOP_MARGIN_S)
 
 
-def mark_running(job_id: uuid.UUID, message: str = "the trainer started") -> TrainingJob | None:
+def mark_running(
+    job_id: uuid.UUID, message: str = "the trainer started", record: bool = True
+) -> TrainingJob | None:
     return _transition(
         job_id,
         [JobStatus.QUEUED, JobStatus.PROVISIONING],
         JobStatus.RUNNING,
         message,
+        record=record,
         last_heartbeat_at=timezone.now(),
     )
 
@@ -320,6 +322,8 @@ def mark_alert_sent(job_id: uuid.UUID) -> bool:
 # --- ingest ----------------------------------------------------------------------------------
 
 EVENT_TYPES = frozenset({"metric", "prediction", "status", "log", "system"})
+# Phases a trainer re-enters at every evaluation: the timeline notes them once.
+RECURRING_PHASES = frozenset({"training", "evaluating", "predicting"})
 FINAL_PHASES = {
     "succeeded": JobStatus.SUCCEEDED,
     "failed": JobStatus.FAILED,
@@ -450,6 +454,7 @@ def _continuing(last_seq: int, events: Sequence[IngestEvent]) -> list[IngestEven
 
 def _build_batch(job: TrainingJob, events: list[IngestEvent]) -> _Batch:
     batch = _Batch()
+    noted = _noted_phases(job, events)
     for event in events:
         data = event.data
         if event.type in ("metric", "system"):
@@ -458,8 +463,14 @@ def _build_batch(job: TrainingJob, events: list[IngestEvent]) -> _Batch:
             batch.predictions.append(_prediction(job, event))
         elif event.type == "status":
             batch.statuses.append(data)
+            if data["phase"] in RECURRING_PHASES:
+                if data["phase"] in noted:
+                    continue
+                noted.add(data["phase"])
             if data["phase"] not in FINAL_PHASES:
                 message = data.get("message") or data["phase"]
+                if data["phase"] == "started":
+                    message = _started_message(data)
                 batch.events.append(
                     JobEvent(job=job, kind=JobEvent.Kind.TRAINER, message=message, data=data)
                 )
@@ -467,6 +478,16 @@ def _build_batch(job: TrainingJob, events: list[IngestEvent]) -> _Batch:
             message = str(data.get("message", ""))[:10_000]
             batch.events.append(JobEvent(job=job, kind=JobEvent.Kind.LOG, message=message, data={}))
     return batch
+
+
+def _noted_phases(job: TrainingJob, events: list[IngestEvent]) -> set[str]:
+    if not any(e.type == "status" and e.data["phase"] in RECURRING_PHASES for e in events):
+        return set()
+    return set(
+        job.events.filter(kind=JobEvent.Kind.TRAINER, data__phase__in=RECURRING_PHASES)
+        .values_list("data__phase", flat=True)
+        .distinct()
+    )
 
 
 def _add_points(job: TrainingJob, event: IngestEvent, batch: _Batch) -> None:
@@ -533,10 +554,8 @@ def _advance(job: TrainingJob, last_seq: int, progress: dict[str, Any]) -> None:
 def _apply_trainer_status(job: TrainingJob, data: dict[str, Any]) -> None:
     phase = data["phase"]
     if phase == "started":
-        message = _started_message(data)
-        # The poll may have marked the job running when the pod came up; keep the note anyway.
-        if mark_running(job.id, message) is None:
-            _record(job, JobEvent.Kind.TRAINER, message, _short(data))
+        # Its note is already on the timeline, in the order the trainer sent it.
+        mark_running(job.id, "running", record=False)
     elif phase in FINAL_PHASES:
         _finish_from_trainer(job, phase, data)
 

@@ -67,6 +67,17 @@ class LiveStack:
     runpod: FakeRunPod
     processes: dict[str, subprocess.Popen[bytes]]
     log_dir: Path
+    commands: dict[str, tuple[list[str], dict[str, str]]]
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a process group, as a crash would: no clean-up, no acks."""
+        process = self.processes[name]
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    def start(self, name: str) -> None:
+        argv, env = self.commands[name]
+        self.processes[name] = _start(name, argv, env, self.log_dir)
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float, what: str) -> Any:
         deadline = time.monotonic() + timeout
@@ -164,27 +175,15 @@ def live_stack(
             "RUNPOD_BASE_URL": runpod.url,
         }
     python = sys.executable
-    processes = {
-        "web": _start(
-            "web",
-            [python, "-m", "uvicorn", "dashboard.asgi:application", "--port", str(port), "--no-access-log"],
-            env,
-            log_dir,
-        ),
-        "worker": _start(
-            "worker",
-            [python, "-m", "celery", "-A", "worker", "worker", "--concurrency", "4", "--pool", "threads", "--loglevel", "INFO"],
-            env,
-            log_dir,
-        ),
-        "beat": _start(
-            "beat",
-            [python, "-m", "celery", "-A", "worker", "beat", "--loglevel", "INFO", "--schedule", str(log_dir / "beat-schedule")],
-            env,
-            log_dir,
-        ),
+    commands = {
+        "web": [python, "-m", "uvicorn", "dashboard.asgi:application", "--port", str(port), "--no-access-log"],
+        "worker": [python, "-m", "celery", "-A", "worker", "worker", "--concurrency", "4", "--pool", "threads", "--loglevel", "INFO"],
+        "beat": [python, "-m", "celery", "-A", "worker", "beat", "--loglevel", "INFO", "--schedule", str(log_dir / "beat-schedule")],
     }  # fmt: skip
-    stack = LiveStack(url, runpod, processes, log_dir)
+    processes = {name: _start(name, argv, env, log_dir) for name, argv in commands.items()}
+    stack = LiveStack(
+        url, runpod, processes, log_dir, {name: (argv, env) for name, argv in commands.items()}
+    )
     try:
         stack.wait_for(lambda: _answers(f"{url}/healthz"), 60, "the web process")
         yield stack
@@ -208,7 +207,11 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def tiny_training_config(
-    owner: User, dataset: Dataset, model_dir: Path, **training: Any
+    owner: User,
+    dataset: Dataset,
+    model_dir: Path,
+    predictions: dict[str, Any] | None = None,
+    **training: Any,
 ) -> TrainingConfig:
     """A config that trains the tiny model for a few steps with predictions, in seconds."""
     data = {
@@ -219,6 +222,6 @@ def tiny_training_config(
             "max_steps": 12, "batch_size": 4, "learning_rate": 0.005, "logging_steps": 1,
             "lora_r": 8, "lora_alpha": 16, **training,
         },
-        "predictions": {"sample_count": 2, "sample_frequency": "steps", "step_interval": 6, "max_new_tokens": 8},
+        "predictions": predictions or {"sample_count": 2, "sample_frequency": "steps", "step_interval": 6, "max_new_tokens": 8},
     }  # fmt: skip
     return services.save_config(owner, validate_config(data).as_dict())

@@ -30,6 +30,7 @@ def launch(
         provider: str = "local",
         budget: str = "5",
         gpu_types: list[str] | None = None,
+        predictions: dict[str, Any] | None = None,
         **training: Any,
     ) -> TrainingJob:
         owner, _ = User.objects.get_or_create(username="runner")
@@ -39,7 +40,7 @@ def launch(
             ProviderCredential.objects.filter(owner=owner, provider="runpod").delete()
             credential.save()
         dataset = make_dataset(rows=INSTRUCTION_ROWS * 3, user=owner)
-        config = tiny_training_config(owner, dataset, tiny_model_dir, **training)
+        config = tiny_training_config(owner, dataset, tiny_model_dir, predictions, **training)
         job, _ = services.launch_job(
             owner,
             config,
@@ -60,3 +61,11 @@ def launch(
 def status_of(job: TrainingJob) -> str:
     job.refresh_from_db()
     return job.status
+
+
+# Long enough to still be training when a test steps in; predictions rarely, to stay fast.
+LONG_RUN = {"max_steps": 5000, "predictions": {"enabled": False}}
+
+
+def terminal(job: TrainingJob) -> bool:
+    return status_of(job) in ("succeeded", "failed", "stopped", "budget_exceeded")
