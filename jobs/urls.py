@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from jobs.api import ingest, reference
+from jobs.api import estimate, ingest, reference
 from jobs.api.views import DatasetViewSet, JobViewSet, TrainingConfigViewSet
 
 
@@ -25,6 +25,7 @@ urlpatterns = [
     path("ingest/v1/dataset", ingest.dataset, name="ingest-dataset"),
     path("ingest/v1/events", ingest.events, name="ingest-events"),
     path("ingest/v1/trainer", ingest.trainer_bundle, name="ingest-trainer"),
+    path("estimate", estimate.EstimateView.as_view(), name="estimate"),
     path("training/configurations", reference.ConfigurationsView.as_view()),
     path(
         "training/configurations/<str:config_id>",

@@ -31,7 +31,8 @@ from providers.base import (
     pod_name,
 )
 from providers.models import ProviderCredential
-from providers.registry import ProviderSettings, get_provider
+from providers.config import provider_settings
+from providers.registry import get_provider
 
 logger = logging.getLogger(__name__)
 
@@ -47,15 +48,6 @@ class LaunchBusy(Exception):
     def __init__(self, retry_after: float) -> None:
         super().__init__(f"launch leased by another worker for {retry_after:.0f}s")
         self.retry_after = retry_after
-
-
-def provider_settings() -> ProviderSettings:
-    return ProviderSettings(
-        local_state_dir=str(settings.VAR_DIR / "local-pods"),
-        local_cost_per_hour=float(settings.LOCAL_PROVIDER_COST_PER_HOUR),
-        runpod_base_url=settings.RUNPOD_BASE_URL,
-        runpod_image=settings.RUNPOD_IMAGE,
-    )
 
 
 def provider_for(job: TrainingJob) -> Provider:
