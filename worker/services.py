@@ -30,8 +30,8 @@ from providers.base import (
     ProviderError,
     pod_name,
 )
-from providers.models import ProviderCredential
 from providers.config import provider_settings
+from providers.models import ProviderCredential
 from providers.registry import get_provider
 
 logger = logging.getLogger(__name__)
