@@ -17,13 +17,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files import File
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from jobs.dataset_files import (
@@ -390,6 +390,8 @@ def _check_event_data(where: str, event: IngestEvent) -> None:
         step = data.get("step")
         if not isinstance(step, int) or isinstance(step, bool) or step < 0:
             raise BadBatch(f"{where}.data.step: must be an integer >= 0")
+    if not isinstance(data.get("epoch"), int | float | None) or isinstance(data.get("epoch"), bool):
+        raise BadBatch(f"{where}.data.epoch: must be a number or null")
     if event.type in ("metric", "system"):
         values = data.get("values")
         if not isinstance(values, dict) or not all(
@@ -406,9 +408,21 @@ def _check_event_data(where: str, event: IngestEvent) -> None:
         raise BadBatch(f"{where}.data.phase: must be a string")
 
 
+class PointRow(NamedTuple):
+    """One metric point as inserted: plain values, no model instance (the hot path)."""
+
+    job_id: uuid.UUID
+    seq: int
+    step: int
+    epoch: float | None
+    name: str
+    value: float
+    ts: datetime
+
+
 @dataclass
 class _Batch:
-    metric_points: list[MetricPoint] = field(default_factory=list)
+    metric_points: list[PointRow] = field(default_factory=list)
     predictions: list[Prediction] = field(default_factory=list)
     events: list[JobEvent] = field(default_factory=list)
     statuses: list[dict[str, Any]] = field(default_factory=list)
@@ -425,7 +439,7 @@ def record_events(job_id: uuid.UUID, events: Sequence[IngestEvent]) -> IngestRes
         job = TrainingJob.objects.select_for_update().get(id=job_id)
         fresh = _continuing(job.last_seq, events)
         batch = _build_batch(job, fresh)
-        MetricPoint.objects.bulk_create(batch.metric_points, batch_size=1000)
+        _insert_points(batch.metric_points)
         Prediction.objects.bulk_create(batch.predictions, batch_size=500)
         JobEvent.objects.bulk_create(batch.events)
         if fresh:
@@ -501,11 +515,7 @@ def _add_points(job: TrainingJob, event: IngestEvent, batch: _Batch) -> None:
             message = f"{name} is {value} at step {step}"
             batch.events.append(JobEvent(job=job, kind=JobEvent.Kind.LOG, message=message))
             continue
-        batch.metric_points.append(
-            MetricPoint(
-                job=job, seq=event.seq, step=step, epoch=epoch, name=name, value=value, ts=event.ts
-            )
-        )
+        batch.metric_points.append(PointRow(job.id, event.seq, step, epoch, name, value, event.ts))
     if event.type == "metric":
         batch.progress["step"] = max(step, batch.progress.get("step", 0))
         if isinstance(epoch, int | float):
@@ -658,7 +668,25 @@ def _publish(
     publish_job_event(update)
 
 
-def _columns(points: list[MetricPoint]) -> dict[str, list[list[float]]]:
+def _insert_points(rows: list[PointRow]) -> None:
+    """Bulk insert; on PostgreSQL through COPY on the transaction's own connection, which is
+    several times cheaper than a multi-row INSERT (benchmarks/ingest_throughput.py)."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        MetricPoint.objects.bulk_create(
+            [MetricPoint(**row._asdict()) for row in rows], batch_size=1000
+        )
+        return
+    table = MetricPoint._meta.db_table
+    with connection.cursor() as cursor:
+        raw = cursor.cursor  # the psycopg cursor under Django's wrapper
+        with raw.copy(f"COPY {table} ({', '.join(PointRow._fields)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+
+def _columns(points: list[PointRow]) -> dict[str, list[list[float]]]:
     columns: dict[str, list[list[float]]] = {}
     for point in points:
         steps, values = columns.setdefault(point.name, [[], []])
