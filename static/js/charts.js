@@ -10,6 +10,14 @@ function axisColors() {
   return { text: css.getPropertyValue("--muted").trim() || "#888", grid: css.getPropertyValue("--grid").trim() || "#eee" };
 }
 
+// Learning rates (1e-4) and losses (2.31) on the same code path: short, never "0" for a small value.
+function tick(v) {
+  if (v === null) return "";
+  const a = Math.abs(v);
+  if (a !== 0 && (a < 1e-2 || a >= 1e6)) return v.toExponential(1);
+  return Number(v.toPrecision(4)).toLocaleString();
+}
+
 export function chartWidth(el) {
   return Math.max(200, Math.floor(el.clientWidth || el.parentElement.clientWidth || 400));
 }
@@ -24,7 +32,7 @@ export function makeChart(el, series, data, { height = 220, yLabel = "", log = f
     legend: { live: true },
     cursor: { drag: { x: true, y: false } },
     scales: { x: { time: false }, y: log ? { distr: 3 } : {} },
-    axes: [{ ...axis, label: xLabel }, { ...axis, label: yLabel, size: 60 }],
+    axes: [{ ...axis, label: xLabel }, { ...axis, label: yLabel, size: 64, values: (u, vals) => vals.map(tick) }],
     series: [
       { label: xLabel },
       ...series.map((s, i) => ({

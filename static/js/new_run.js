@@ -214,7 +214,7 @@ async function estimate() {
     result = await response.json();
   } catch (error) {
     if (seq === state.estimateSeq) $("estimate-status").textContent = `No estimate right now (${error.message}); you can still launch on the local provider.`;
-    renderOffers([{ provider: "local", gpu_type: "", display_name: "This machine", vram_gb: null, price_per_hour: 0, fits: null, memory_gb: null, hours: null, cost: null, cheapest: false, note: "" }]);
+    renderOffers([]);
     return;
   }
   if (seq !== state.estimateSeq) return; // a newer request is on its way
@@ -227,7 +227,11 @@ function offerKey(o) {
   return `${o.provider}|${o.gpu_type}`;
 }
 
+const LOCAL_OFFER = { provider: "local", gpu_type: "", display_name: "This machine", vram_gb: null, price_per_hour: 0, fits: null, memory_gb: null, hours: null, cost: null, cheapest: false, note: "runs here, no GPU bill" };
+
 function renderOffers(offers) {
+  // This machine is always a choice, whether or not the estimate lists it.
+  if (!offers.some((o) => o.provider === "local")) offers = [...offers, LOCAL_OFFER];
   state.offers = offers;
   const keep = state.offer && offers.find((o) => offerKey(o) === offerKey(state.offer));
   state.offer = keep || offers.find((o) => o.cheapest) || offers.find((o) => o.provider === "local") || offers[0] || null;
@@ -242,6 +246,7 @@ function renderOffers(offers) {
     const first = document.createElement("td");
     first.append(radio);
     tr.append(first, ...cells.map((text, i) => Object.assign(document.createElement("td"), { textContent: text, className: [2, 3, 5, 6, 7].includes(i) ? "num" : "" })));
+    tr.dataset.provider = o.provider;
     tr.addEventListener("click", () => chooseOffer(o));
     return tr;
   });

@@ -39,6 +39,8 @@ window.tuneboardRun = {
     const chart = Object.entries(CHARTS).find(([, c]) => c.series.includes(name));
     return chart && charts[chart[0]] ? charts[chart[0]].data[0].length : 0;
   },
+  // The x values a chart has on screen (tests check that no step is missing after a reconnect).
+  chartSteps: (key) => (charts[key] ? [...charts[key].data[0]] : []),
   closeSocket: () => state.socket && state.socket.close(),
 };
 
