@@ -172,7 +172,19 @@ function drawSummary() {
 
 // --- live deltas ---------------------------------------------------------------------------------
 
+// Final figures are written with the terminal transition: fetch them once it arrives.
+async function showFinalFigures() {
+  const job = await getJSON(page.api);
+  document.getElementById("final-loss").textContent = job.final_loss === null ? "—" : Number(job.final_loss).toFixed(4);
+  if (job.adapter_path) {
+    const code = document.createElement("code");
+    code.textContent = job.adapter_path;
+    document.getElementById("adapter-path").replaceChildren(code);
+  }
+}
+
 function applyUpdate(msg) {
+  if (TERMINAL.has(msg.status) && !TERMINAL.has(state.status)) showFinalFigures().catch(() => {});
   for (const [name, [steps, values]] of Object.entries(msg.metrics || {})) mergePoints(name, steps, values);
   state.seq = Math.max(state.seq, msg.seq || 0);
   state.status = msg.status;
