@@ -115,7 +115,7 @@ def browser_side(raw: dict[str, Any], down: dict[str, Any], width: int, repeat: 
             body = json.dumps({"steps": series["steps"], "values": series["values"]})
             draws = [page.evaluate(DRAW_JS, [body, width]) for _ in range(repeat)]
             print(
-                f"browser draw {label:<22}: {statistics.median(draws):8.1f} ms (median of {repeat})"
+                f"browser parse+draw {label:<22}: {statistics.median(draws):8.1f} ms (median of {repeat})"
             )
         browser.close()
 
