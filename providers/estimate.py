@@ -78,12 +78,12 @@ def model_size(name: str, params: float | None = None) -> ModelSize:
     if known is not None:
         count, layers, hidden, vocab = known
         return ModelSize(params or count, layers, hidden, vocab, "given" if params else "known")
-    count = params or params_from_name(name)
-    if count is None:
+    guessed = params or params_from_name(name)
+    if guessed is None:
         return ModelSize(None, None, None, None, "unknown")
-    hidden = _hidden_for(count)
-    layers = max(1, round(count / (13 * hidden**2)))
-    return ModelSize(count, layers, hidden, 128256, "given" if params else "name")
+    hidden = _hidden_for(guessed)
+    layers = max(1, round(guessed / (13 * hidden**2)))
+    return ModelSize(guessed, layers, hidden, 128256, "given" if params else "name")
 
 
 def _known(name: str) -> tuple[float, int, int, int] | None:

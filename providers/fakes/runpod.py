@@ -10,6 +10,7 @@ Tests switch faults on per test::
     fake.rate_limit_storm(3, retry_after=1)           # next 3 requests: 429 + Retry-After
     fake.server_error_storm(2, method="POST")         # next 2 POSTs: 500
     fake.lose_next_create(mode="drop")                # create the pod, then drop the connection
+    fake.slow_answers(1, seconds=3)                   # do the work, answer past the timeout
     ...
     fake.stop()
 
@@ -88,6 +89,8 @@ class Faults:
     server_error_method: str | None = None
     lost_creates: int = 0
     lost_create_mode: str = "500"
+    slow_answers: int = 0
+    slow_s: float = 0.0
 
 
 class FakeRunPod:
@@ -208,6 +211,12 @@ class FakeRunPod:
         with self.lock:
             self.faults.lost_creates, self.faults.lost_create_mode = count, mode
 
+    def slow_answers(self, count: int, seconds: float) -> None:
+        """The next ``count`` requests do their work, then answer ``seconds`` late: past a
+        client's read timeout, a create has happened although the client saw no answer."""
+        with self.lock:
+            self.faults.slow_answers, self.faults.slow_s = count, seconds
+
     def reset_faults(self) -> None:
         with self.lock:
             self.faults = Faults()
@@ -232,6 +241,10 @@ class FakeRunPod:
             self.requests.append(record)
         answer = self._answer(method, parts.path, query, headers, record.body)
         record.status = answer.status
+        with self.lock:
+            delay = self.faults.slow_s if self.faults.slow_answers > 0 else 0.0
+            self.faults.slow_answers -= 1 if delay else 0
+        time.sleep(delay)
         return answer
 
     def _answer(

@@ -86,6 +86,20 @@ def test_terminate_kills_the_whole_process_group(
     local.terminate(launched.ref)  # twice is fine
 
 
+def test_a_pod_that_ignores_sigterm_is_killed_after_the_grace(
+    tmp_path: Path, make_spec: Spec, wait_until: Wait
+) -> None:
+    local = LocalProvider(tmp_path, grace_s=0.3)
+    spec = make_spec(start_command="trap '' TERM; echo $$ > leader.pid; sleep 30")
+    local.launch(spec)
+    leader_file = pod_file(local, spec, "leader.pid")
+    leader = int(wait_until(lambda: leader_file.exists() and leader_file.read_text()))
+
+    local.terminate(spec.name)
+
+    assert process_gone(leader)
+
+
 def test_status_survives_a_server_restart(
     local: LocalProvider, make_spec: Spec, wait_until: Wait
 ) -> None:

@@ -82,6 +82,18 @@ def test_a_lost_create_response_still_leaves_exactly_one_pod(
     assert fake.count("POST", "/v2/pods") == 1
 
 
+def test_a_create_answer_past_the_timeout_still_leaves_exactly_one_pod(
+    fake: FakeRunPod, make_spec: Spec
+) -> None:
+    runpod = RunPodProvider(fake.api_key, base_url=fake.url, timeout=(2.0, 0.3), backoff_s=0.01)
+    runpod.list_ours()  # warm the connection, so only the create is slow
+    fake.slow_answers(1, seconds=1.0)
+
+    launched = runpod.launch(make_spec())
+
+    assert fake.created == [launched.ref]
+
+
 def test_no_capacity_on_the_first_gpu_type_falls_through_to_the_next(
     runpod: RunPodProvider, fake: FakeRunPod, make_spec: Spec
 ) -> None:
