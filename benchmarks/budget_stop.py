@@ -29,7 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 PRICE = 4.0  # $/h
-BUDGET = Decimal("0.012")  # about 11 s of a $4/h pod
+BUDGET = Decimal("0.02")  # 18 s of a $4/h pod (budgets are whole cents)
 GPU = "NVIDIA RTX A4000"
 
 

@@ -181,7 +181,9 @@ def poll_pod(job_id: str) -> None:
 
 
 def _record_cost(job: TrainingJob, status: PodStatus) -> TrainingJob:
-    price = Decimal(str(status.price_per_hour)) if status.price_per_hour is not None else None
+    # A stopped pod reports $0/h; the job keeps the rate it ran at.
+    running = status.state == "running" and status.price_per_hour
+    price = Decimal(str(status.price_per_hour)) if running else None
     if status.billed_cost is not None:
         cost = Decimal(str(status.billed_cost))
     else:

@@ -28,6 +28,9 @@ from providers.models import ProviderCredential
 from providers.registry import get_provider
 
 LIVE_PRICES_TTL_S = 300
+# Offers a job can be launched on today; the others (lambda, hf, kaggle) would be marked
+# cheapest without being launchable.
+LAUNCHABLE_PROVIDERS = ("runpod",)
 # Without a dataset the estimate assumes this many training tokens (shown in the answer).
 DEFAULT_DATASET_TOKENS = 1_000_000
 
@@ -68,7 +71,7 @@ class EstimateView(APIView):
 
 
 def _offers(request: Request) -> list[GpuOffer]:
-    offers = static_offers()
+    offers = [o for o in static_offers() if o.provider in LAUNCHABLE_PROVIDERS]
     credential = ProviderCredential.objects.filter(
         owner=owner_of(request), provider=ProviderCredential.Kind.RUNPOD
     ).first()

@@ -42,7 +42,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Fake RunPod REST v2 at {fake.url}")
         self.stdout.write(f"API key: {fake.api_key}")
         self.stdout.write(
-            f"Point the server at it (RUNPOD_API_BASE_URL={fake.url}) and save the key above as "
+            f"Point the server at it (RUNPOD_BASE_URL={fake.url}) and save the key above as "
             "the RunPod key."
         )
         self.stdout.write(f"Pods run in {fake.workdir}. Ctrl-C stops the server and its pods.")
