@@ -131,7 +131,7 @@ class TuneboardCallback(TrainerCallback):
         rows_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
         samples = (state.global_step - last_step) * rows_per_step * args.world_size
         tokens_seen = logs.get("num_tokens", logs.get("num_input_tokens_seen"))
-        if _is_number(tokens_seen):
+        if isinstance(tokens_seen, int | float):
             tokens = float(tokens_seen) - last_tokens
             self._last_log = (state.global_step, now, float(tokens_seen))
         else:  # trl's ORPO counts no tokens: estimate from the data's mean row length

@@ -134,9 +134,10 @@ DEFAULT_TARGETS: dict[str, list[str]] = {
 
 
 def parse_args(argv: list[str] | None) -> ScriptArguments:
-    parser = HfArgumentParser(ScriptArguments)  # type: ignore[arg-type]
+    parser = HfArgumentParser(ScriptArguments)
     (args,) = parser.parse_args_into_dataclasses(args=argv)
-    return args  # type: ignore[no-any-return]
+    assert isinstance(args, ScriptArguments)
+    return args
 
 
 def apply_overrides(config: dict[str, Any], args: ScriptArguments) -> dict[str, Any]:

@@ -102,6 +102,7 @@ def test_eval_split_and_max_samples_shape_the_datasets(tokenizer: Any) -> None:
     rows = [{"text": f"row {i} a b"} for i in range(50)]
     config = resolve({"data": {"eval_split": 0.2, "max_samples": 20}})
     data = prepare(rows, config, tokenizer)
+    assert data.eval is not None
     assert (len(data.train), len(data.eval)) == (16, 4)
     assert len(data.samples) == 4  # sample_count 5, capped by the eval rows
     texts = set(data.train["text"]) | set(data.eval["text"])
