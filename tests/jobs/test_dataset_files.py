@@ -26,7 +26,7 @@ def _jsonl(*rows: Any) -> bytes:
     return b"".join(json.dumps(row).encode() + b"\n" for row in rows)
 
 
-def _chat(*turns: tuple[str, str]) -> dict[str, Any]:
+def _chat(*turns: tuple[str, Any]) -> dict[str, Any]:
     return {"messages": [{"role": role, "content": content} for role, content in turns]}
 
 
@@ -43,13 +43,13 @@ def _normalised(data: bytes, filename: str = "data.jsonl") -> tuple[DatasetRepor
 # ---------------------------------------------------------------- formats
 
 
-def test_it_detects_the_text_format():
+def test_it_detects_the_text_format() -> None:
     report = inspect_bytes(_jsonl({"text": "hello"}, {"text": "world"}), "d.jsonl")
 
     assert (report.format, report.rows, report.error_count, report.ok) == ("text", 2, 0, True)
 
 
-def test_it_detects_the_chat_format():
+def test_it_detects_the_chat_format() -> None:
     row = _chat(("system", "be brief"), ("user", "hi"), ("assistant", "hello"))
 
     report = inspect_bytes(_jsonl(row, row), "d.jsonl")
@@ -57,7 +57,7 @@ def test_it_detects_the_chat_format():
     assert (report.format, report.rows, report.ok) == ("chat", 2, True)
 
 
-def test_it_detects_the_instruction_format():
+def test_it_detects_the_instruction_format() -> None:
     rows = [
         {"instruction": "add", "input": "1 2", "output": "3"},
         {"instruction": "hi", "output": "yo"},
@@ -68,7 +68,7 @@ def test_it_detects_the_instruction_format():
     assert (report.format, report.rows, report.ok) == ("instruction", 2, True)
 
 
-def test_it_detects_the_preference_format():
+def test_it_detects_the_preference_format() -> None:
     row = {"prompt": "2+2?", "chosen": "4", "rejected": "5"}
 
     report = inspect_bytes(_jsonl(row), "d.jsonl")
@@ -76,7 +76,7 @@ def test_it_detects_the_preference_format():
     assert (report.format, report.rows, report.ok) == ("preference", 1, True)
 
 
-def test_the_first_valid_row_fixes_the_format_and_other_formats_are_errors():
+def test_the_first_valid_row_fixes_the_format_and_other_formats_are_errors() -> None:
     data = _jsonl({"text": 1}, {"text": "a"}, {"prompt": "p", "chosen": "c", "rejected": "r"})
 
     report = inspect_bytes(data, "d.jsonl")
@@ -92,7 +92,7 @@ def test_the_first_valid_row_fixes_the_format_and_other_formats_are_errors():
 # ---------------------------------------------------------------- line errors
 
 
-def test_it_reports_each_malformed_line_with_its_number():
+def test_it_reports_each_malformed_line_with_its_number() -> None:
     data = b"\n".join(
         [
             b'{"instruction": "a", "output": "b"}',
@@ -117,7 +117,7 @@ def test_it_reports_each_malformed_line_with_its_number():
     ]
 
 
-def test_a_missing_preference_key_is_named():
+def test_a_missing_preference_key_is_named() -> None:
     data = _jsonl({"prompt": "p", "chosen": "c", "rejected": "r"}, {"prompt": "p", "rejected": "r"})
 
     report = inspect_bytes(data, "d.jsonl")
@@ -125,13 +125,13 @@ def test_a_missing_preference_key_is_named():
     assert _messages(report) == ['line 2: missing key "chosen" for preference format']
 
 
-def test_identical_chosen_and_rejected_is_an_error():
+def test_identical_chosen_and_rejected_is_an_error() -> None:
     report = inspect_bytes(_jsonl({"prompt": "p", "chosen": "same", "rejected": "same"}), "d.jsonl")
 
     assert 'line 1: "chosen" and "rejected" are identical' in _messages(report)
 
 
-def test_blank_values_are_errors_but_a_blank_input_is_fine():
+def test_blank_values_are_errors_but_a_blank_input_is_fine() -> None:
     data = _jsonl(
         {"instruction": "a", "input": "", "output": "b"},
         {"instruction": "  ", "output": "b"},
@@ -146,7 +146,7 @@ def test_blank_values_are_errors_but_a_blank_input_is_fine():
     ]
 
 
-def test_a_row_can_report_several_problems():
+def test_a_row_can_report_several_problems() -> None:
     data = _jsonl(
         {"prompt": "p", "chosen": "c", "rejected": "r"},
         {"prompt": 1, "chosen": None, "rejected": "r"},
@@ -162,7 +162,7 @@ def test_a_row_can_report_several_problems():
     assert report.invalid_rows == 1
 
 
-def test_a_blank_line_in_the_middle_is_an_error_but_trailing_ones_are_ignored():
+def test_a_blank_line_in_the_middle_is_an_error_but_trailing_ones_are_ignored() -> None:
     data = b'{"text": "a"}\n\n  \n{"text": "b"}\n\n\n'
 
     report = inspect_bytes(data, "d.jsonl")
@@ -171,7 +171,7 @@ def test_a_blank_line_in_the_middle_is_an_error_but_trailing_ones_are_ignored():
     assert _messages(report) == ["line 2: empty line", "line 3: empty line"]
 
 
-def test_windows_line_endings_and_a_byte_order_mark_are_accepted():
+def test_windows_line_endings_and_a_byte_order_mark_are_accepted() -> None:
     data = b'\xef\xbb\xbf{"text": "a"}\r\n{"text": "b"}\r\n'
 
     report = inspect_bytes(data, "d.jsonl")
@@ -179,7 +179,7 @@ def test_windows_line_endings_and_a_byte_order_mark_are_accepted():
     assert (report.rows, report.error_count) == (2, 0)
 
 
-def test_invalid_utf8_is_a_line_error():
+def test_invalid_utf8_is_a_line_error() -> None:
     data = b'{"text": "a"}\n{"text": "caf\xe9"}\n{"text": "b"}\n'
 
     report = inspect_bytes(data, "d.jsonl")
@@ -190,7 +190,7 @@ def test_invalid_utf8_is_a_line_error():
     ]
 
 
-def test_unicode_line_separators_inside_strings_do_not_split_lines():
+def test_unicode_line_separators_inside_strings_do_not_split_lines() -> None:
     data = '{"text": "a\u2028b\u0085c"}\n'.encode()
 
     report, rows = _normalised(data)
@@ -199,7 +199,7 @@ def test_unicode_line_separators_inside_strings_do_not_split_lines():
     assert rows == [{"text": "a\u2028b\u0085c"}]
 
 
-def test_a_row_with_no_known_keys_lists_the_expected_ones():
+def test_a_row_with_no_known_keys_lists_the_expected_ones() -> None:
     report = inspect_bytes(_jsonl({"text": "a"}, {"question": "q", "answer": "a"}), "d.jsonl")
 
     assert _messages(report) == [
@@ -239,13 +239,13 @@ def test_a_row_with_no_known_keys_lists_the_expected_ones():
         ({"messages": "hi"}, '"messages" must be an array, got string'),
     ],
 )
-def test_it_reports_what_is_wrong_with_a_conversation(row, message):
+def test_it_reports_what_is_wrong_with_a_conversation(row, message) -> None:
     report = inspect_bytes(_jsonl(_chat(("user", "a"), ("assistant", "b")), row), "d.jsonl")
 
     assert _messages(report) == [f"line 2: {message}"]
 
 
-def test_a_json_array_file_is_refused_with_a_hint():
+def test_a_json_array_file_is_refused_with_a_hint() -> None:
     report = inspect_bytes(json.dumps([{"text": "a"}]).encode(), "data.json")
 
     assert report.rows == 0
@@ -253,7 +253,7 @@ def test_a_json_array_file_is_refused_with_a_hint():
     assert "looks like a JSON array; upload JSON Lines" in _messages(report)[0]
 
 
-def test_it_caps_the_listed_errors_but_counts_them_all():
+def test_it_caps_the_listed_errors_but_counts_them_all() -> None:
     data = _jsonl({"text": "ok"}) + b"not json\n" * 500
 
     report = inspect_bytes(data, "d.jsonl")
@@ -263,7 +263,7 @@ def test_it_caps_the_listed_errors_but_counts_them_all():
     assert report.errors[-1].line == 201
 
 
-def test_the_error_cap_can_be_changed():
+def test_the_error_cap_can_be_changed() -> None:
     report = inspect_bytes(_jsonl({"text": "ok"}) + b"{\n" * 30, "d.jsonl", max_errors=5)
 
     assert (len(report.errors), report.error_count) == (5, 30)
@@ -272,7 +272,7 @@ def test_the_error_cap_can_be_changed():
 # ---------------------------------------------------------------- file-level problems
 
 
-def test_an_empty_file_is_an_error():
+def test_an_empty_file_is_an_error() -> None:
     report = inspect_bytes(b"", "d.jsonl")
 
     assert (report.ok, report.format, report.rows) == (False, None, 0)
@@ -280,21 +280,21 @@ def test_an_empty_file_is_an_error():
     assert report.errors[0].line is None
 
 
-def test_a_file_without_a_valid_row_says_so_first():
+def test_a_file_without_a_valid_row_says_so_first() -> None:
     report = inspect_bytes(b"{\n{\n", "d.jsonl")
 
     assert _messages(report)[0] == "no valid rows found"
     assert report.error_count == 3
 
 
-def test_an_unsupported_file_type_is_reported():
+def test_an_unsupported_file_type_is_reported() -> None:
     report = inspect_bytes(b"text\nhello\n", "notes.txt")
 
     assert report.file_type is None
     assert "unsupported file type '.txt'" in _messages(report)[0]
 
 
-def test_the_file_type_comes_from_the_extension():
+def test_the_file_type_comes_from_the_extension() -> None:
     assert file_type_for("a.JSONL") == "jsonl"
     assert file_type_for("a.json") == "jsonl"
     assert file_type_for("dir.v2/train.csv") == "csv"
@@ -303,7 +303,7 @@ def test_the_file_type_comes_from_the_extension():
         file_type_for("train")
 
 
-def test_a_file_over_the_limit_is_refused_with_both_sizes():
+def test_a_file_over_the_limit_is_refused_with_both_sizes() -> None:
     check_dataset_size(1_000, 1_000)
 
     with pytest.raises(DatasetTooLarge) as caught:
@@ -316,7 +316,7 @@ def test_a_file_over_the_limit_is_refused_with_both_sizes():
 # ---------------------------------------------------------------- results
 
 
-def test_the_checksum_and_size_are_those_of_the_original_bytes():
+def test_the_checksum_and_size_are_those_of_the_original_bytes() -> None:
     data = b'{"text": "a"}\n{oops\n\n{"text": "b"}'
 
     report = inspect_bytes(data, "d.jsonl")
@@ -325,7 +325,7 @@ def test_the_checksum_and_size_are_those_of_the_original_bytes():
     assert report.size_bytes == len(data)
 
 
-def test_the_checksum_covers_a_file_whose_reading_stopped_early():
+def test_the_checksum_covers_a_file_whose_reading_stopped_early() -> None:
     data = b'[{"text": "a"},\n{"text": "b"}]\n' + b"x" * 10_000
 
     report = inspect_bytes(data, "d.json")
@@ -333,7 +333,7 @@ def test_the_checksum_covers_a_file_whose_reading_stopped_early():
     assert report.sha256 == hashlib.sha256(data).hexdigest()
 
 
-def test_length_statistics_count_characters_and_estimate_tokens():
+def test_length_statistics_count_characters_and_estimate_tokens() -> None:
     texts = ["x" * n for n in range(1, 101)]  # 1..100 characters
 
     report = inspect_bytes(_jsonl(*({"text": t} for t in texts)), "d.jsonl")
@@ -349,7 +349,7 @@ def test_length_statistics_count_characters_and_estimate_tokens():
     assert stats.approx_tokens_mean == 12.625
 
 
-def test_row_length_sums_every_text_value_of_the_row():
+def test_row_length_sums_every_text_value_of_the_row() -> None:
     rows = [
         {"instruction": "abc", "input": "de", "output": "f"},
         _chat(("system", "12"), ("user", "345"), ("assistant", "6789")),
@@ -362,7 +362,7 @@ def test_row_length_sums_every_text_value_of_the_row():
     assert chat is not None and chat.total_chars == 9
 
 
-def test_the_preview_holds_the_first_ten_normalised_rows():
+def test_the_preview_holds_the_first_ten_normalised_rows() -> None:
     data = _jsonl(*({"text": f"row {i}", "id": i} for i in range(25)))
 
     report = inspect_bytes(data, "d.jsonl")
@@ -370,7 +370,7 @@ def test_the_preview_holds_the_first_ten_normalised_rows():
     assert report.preview == [{"text": f"row {i}"} for i in range(10)]
 
 
-def test_the_normalised_copy_has_exactly_the_format_keys_of_each_valid_row():
+def test_the_normalised_copy_has_exactly_the_format_keys_of_each_valid_row() -> None:
     data = _jsonl(
         {"output": "b", "instruction": "a", "source": "web"},
         {"instruction": "a", "input": None, "output": "b"},
@@ -389,7 +389,7 @@ def test_the_normalised_copy_has_exactly_the_format_keys_of_each_valid_row():
     assert all(list(row) == ["instruction", "input", "output"] for row in rows)
 
 
-def test_normalised_chat_messages_keep_only_role_and_content():
+def test_normalised_chat_messages_keep_only_role_and_content() -> None:
     row = {
         "messages": [
             {"role": "user", "content": "hi", "name": "x"},
@@ -402,7 +402,7 @@ def test_normalised_chat_messages_keep_only_role_and_content():
     assert rows == [_chat(("user", "hi"), ("assistant", "é"))]
 
 
-def test_the_report_is_json_serialisable():
+def test_the_report_is_json_serialisable() -> None:
     report = inspect_bytes(_jsonl({"text": "a"}) + b"{\n", "d.jsonl")
 
     data = json.loads(json.dumps(report.as_dict()))
@@ -419,7 +419,7 @@ def test_the_report_is_json_serialisable():
     assert data["stats"]["max_chars"] == 1
 
 
-def test_it_reads_a_path_as_well_as_a_stream(tmp_path: Path):
+def test_it_reads_a_path_as_well_as_a_stream(tmp_path: Path) -> None:
     path = tmp_path / "train.jsonl"
     path.write_bytes(_jsonl({"text": "a"}, {"text": "b"}))
 
@@ -428,7 +428,7 @@ def test_it_reads_a_path_as_well_as_a_stream(tmp_path: Path):
     assert (report.format, report.rows) == ("text", 2)
 
 
-def test_a_stream_already_read_is_inspected_from_its_start():
+def test_a_stream_already_read_is_inspected_from_its_start() -> None:
     data = _jsonl({"text": "a"})
     stream = io.BytesIO(data)
     stream.read()
@@ -447,7 +447,7 @@ def _write_csv(path: Path, rows: list[list[str]]) -> Path:
     return path
 
 
-def test_it_reads_a_csv_file_with_a_header(tmp_path: Path):
+def test_it_reads_a_csv_file_with_a_header(tmp_path: Path) -> None:
     path = _write_csv(
         tmp_path / "d.csv",
         [["instruction", "input", "output"], ["add", "1 2", "3"], ["greet", "", "hello"]],
@@ -469,7 +469,9 @@ def test_it_reads_a_csv_file_with_a_header(tmp_path: Path):
     assert report.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_csv_errors_carry_the_file_line_counting_the_header_and_multiline_cells(tmp_path: Path):
+def test_csv_errors_carry_the_file_line_counting_the_header_and_multiline_cells(
+    tmp_path: Path,
+) -> None:
     path = _write_csv(
         tmp_path / "d.csv",
         [["prompt", "chosen", "rejected"], ["two\nlines", "a", "b"], ["p", "c"], ["p", "", "r"]],
@@ -484,7 +486,7 @@ def test_csv_errors_carry_the_file_line_counting_the_header_and_multiline_cells(
     ]
 
 
-def test_a_csv_messages_cell_holds_json(tmp_path: Path):
+def test_a_csv_messages_cell_holds_json(tmp_path: Path) -> None:
     good = json.dumps(_chat(("user", "hi"), ("assistant", "yo"))["messages"])
     path = _write_csv(tmp_path / "d.csv", [["messages"], [good], ["[{"]])
 
@@ -498,7 +500,7 @@ def test_a_csv_messages_cell_holds_json(tmp_path: Path):
     ]
 
 
-def test_a_csv_header_without_known_columns_is_one_file_error():
+def test_a_csv_header_without_known_columns_is_one_file_error() -> None:
     report = inspect_bytes(b"question,answer\nq,a\nq2,a2\n", "d.csv")
 
     assert report.error_count == 1
@@ -508,7 +510,7 @@ def test_a_csv_header_without_known_columns_is_one_file_error():
     ]
 
 
-def test_a_csv_header_missing_a_format_column_is_one_file_error():
+def test_a_csv_header_missing_a_format_column_is_one_file_error() -> None:
     report = inspect_bytes(b"instruction,input\na,b\n", "d.csv")
 
     assert _messages(report) == [
@@ -516,13 +518,13 @@ def test_a_csv_header_missing_a_format_column_is_one_file_error():
     ]
 
 
-def test_a_csv_header_repeating_a_column_is_refused():
+def test_a_csv_header_repeating_a_column_is_refused() -> None:
     report = inspect_bytes(b"text,text\na,b\n", "d.csv")
 
     assert _messages(report) == ["the header row repeats the column(s) text"]
 
 
-def test_csv_blank_lines_and_bad_utf8_are_line_errors():
+def test_csv_blank_lines_and_bad_utf8_are_line_errors() -> None:
     data = b"text\nfirst\n\nsecond\nth\xffird\nfourth\n\n"
 
     report = inspect_bytes(data, "d.csv")
@@ -534,7 +536,7 @@ def test_csv_blank_lines_and_bad_utf8_are_line_errors():
     ]
 
 
-def test_malformed_csv_records_are_line_errors():
+def test_malformed_csv_records_are_line_errors() -> None:
     data = b'text\nfirst\n"a"b\nsecond\n"never closed\nlast\n'
 
     report = inspect_bytes(data, "d.csv")
@@ -546,7 +548,7 @@ def test_malformed_csv_records_are_line_errors():
     ]
 
 
-def test_an_empty_csv_file_is_an_error():
+def test_an_empty_csv_file_is_an_error() -> None:
     assert _messages(inspect_bytes(b"", "d.csv")) == ["the file is empty"]
     assert _messages(inspect_bytes(b"text\n", "d.csv")) == ["no valid rows found"]
 
@@ -559,7 +561,7 @@ def _write_parquet(path: Path, table: pa.Table) -> Path:
     return path
 
 
-def test_it_reads_a_parquet_file(tmp_path: Path):
+def test_it_reads_a_parquet_file(tmp_path: Path) -> None:
     table = pa.table({"text": ["alpha", "beta", "gamma"], "id": [1, 2, 3]})
     path = _write_parquet(tmp_path / "d.parquet", table)
     out = io.BytesIO()
@@ -572,7 +574,7 @@ def test_it_reads_a_parquet_file(tmp_path: Path):
     assert report.size_bytes == path.stat().st_size
 
 
-def test_parquet_chat_rows_come_from_a_list_of_structs(tmp_path: Path):
+def test_parquet_chat_rows_come_from_a_list_of_structs(tmp_path: Path) -> None:
     conversations = [
         [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
         [{"role": "user", "content": "hi"}],
@@ -586,7 +588,7 @@ def test_parquet_chat_rows_come_from_a_list_of_structs(tmp_path: Path):
     assert _messages(report) == ["row 2: messages need at least one user and one assistant turn"]
 
 
-def test_parquet_errors_carry_the_row_number(tmp_path: Path):
+def test_parquet_errors_carry_the_row_number(tmp_path: Path) -> None:
     table = pa.table(
         {
             "instruction": ["a", None, "c", "d"],
@@ -605,7 +607,7 @@ def test_parquet_errors_carry_the_row_number(tmp_path: Path):
     ]
 
 
-def test_a_parquet_file_with_the_wrong_columns_is_one_file_error(tmp_path: Path):
+def test_a_parquet_file_with_the_wrong_columns_is_one_file_error(tmp_path: Path) -> None:
     path = _write_parquet(tmp_path / "d.parquet", pa.table({"question": ["q"]}))
 
     report = inspect_dataset(path, "d.parquet")
@@ -614,7 +616,7 @@ def test_a_parquet_file_with_the_wrong_columns_is_one_file_error(tmp_path: Path)
     assert "the Parquet schema has no known columns" in _messages(report)[0]
 
 
-def test_a_file_that_is_not_parquet_is_reported():
+def test_a_file_that_is_not_parquet_is_reported() -> None:
     report = inspect_bytes(b'{"text": "a"}\n', "d.parquet")
 
     assert report.rows == 0

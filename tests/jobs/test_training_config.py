@@ -44,7 +44,7 @@ def _training(**fields: Any) -> dict[str, Any]:
     return _minimal(training=fields)
 
 
-def test_it_fills_every_default_of_the_contract():
+def test_it_fills_every_default_of_the_contract() -> None:
     config = validate_config(_minimal())
 
     assert config.data == {
@@ -105,7 +105,7 @@ def test_it_fills_every_default_of_the_contract():
     }
 
 
-def test_a_validated_config_survives_a_json_round_trip_and_validates_again():
+def test_a_validated_config_survives_a_json_round_trip_and_validates_again() -> None:
     config = validate_config(_minimal(training={"lora_target_modules": ["q_proj", "v_proj"]}))
 
     again = validate_config(json.loads(json.dumps(config.data)))
@@ -113,7 +113,7 @@ def test_a_validated_config_survives_a_json_round_trip_and_validates_again():
     assert again == config
 
 
-def test_it_keeps_the_values_given():
+def test_it_keeps_the_values_given() -> None:
     config = validate_config(
         _minimal(
             training={"method": "dpo", "learning_rate": 1e-5, "num_epochs": 2.5, "beta": 0.3},
@@ -127,7 +127,7 @@ def test_it_keeps_the_values_given():
     assert config.data["predictions"]["step_interval"] == 25
 
 
-def test_the_default_template_has_no_name_or_model():
+def test_the_default_template_has_no_name_or_model() -> None:
     template = default_config()
 
     assert template["name"] is None
@@ -135,7 +135,7 @@ def test_the_default_template_has_no_name_or_model():
     assert template["training"]["quantization"]["bnb_4bit_quant_type"] == "nf4"
 
 
-def test_name_and_model_name_are_required():
+def test_name_and_model_name_are_required() -> None:
     errors = _errors({"data": {"dataset_id": DATASET_ID}})
 
     assert errors == {"name": ["is required"], "model.name": ["is required"]}
@@ -145,7 +145,7 @@ def test_name_and_model_name_are_required():
     ("name", "message"),
     [("", "must not be empty"), ("   ", "must not be empty"), ("x" * 201, "at most 200")],
 )
-def test_a_blank_or_long_name_is_refused(name, message):
+def test_a_blank_or_long_name_is_refused(name, message) -> None:
     errors = _errors(_minimal(name=name))
 
     assert message in errors["name"][0]
@@ -163,14 +163,14 @@ def test_a_blank_or_long_name_is_refused(name, message):
         "~/models/tiny",
     ],
 )
-def test_it_accepts_hub_ids_and_local_paths_as_model_names(model_name):
+def test_it_accepts_hub_ids_and_local_paths_as_model_names(model_name) -> None:
     assert validate_config(_minimal(model={"name": model_name})).model_name == model_name
 
 
 @pytest.mark.parametrize(
     "model_name", ["a/b/c", "has space/model", "-org/model", "org/model-", "org/mo--del", "a b"]
 )
-def test_it_refuses_implausible_model_names(model_name):
+def test_it_refuses_implausible_model_names(model_name) -> None:
     errors = _errors(_minimal(model={"name": model_name}))
 
     assert "not a Hugging Face model id" in errors["model.name"][0]
@@ -222,7 +222,9 @@ def test_it_refuses_implausible_model_names(model_name):
         ("predictions", "top_p", 1.1, "at most 1"),
     ],
 )
-def test_an_out_of_range_value_is_reported_under_its_field_path(section, field, value, message):
+def test_an_out_of_range_value_is_reported_under_its_field_path(
+    section, field, value, message
+) -> None:
     errors = _errors(_minimal(**{section: {field: value}}))
 
     assert list(errors) == [f"{section}.{field}"]
@@ -238,13 +240,13 @@ def test_an_out_of_range_value_is_reported_under_its_field_path(section, field, 
         ("bnb_4bit_use_double_quant", 1, "must be true or false, got number 1"),
     ],
 )
-def test_quantization_errors_carry_the_nested_path(field, value, message):
+def test_quantization_errors_carry_the_nested_path(field, value, message) -> None:
     errors = _errors(_training(quantization={field: value}))
 
     assert message in errors[f"training.quantization.{field}"][0]
 
 
-def test_4bit_and_8bit_together_is_an_error_on_both_fields():
+def test_4bit_and_8bit_together_is_an_error_on_both_fields() -> None:
     errors = _errors(_training(quantization={"load_in_4bit": True, "load_in_8bit": True}))
 
     assert errors == {
@@ -257,20 +259,20 @@ def test_4bit_and_8bit_together_is_an_error_on_both_fields():
     }
 
 
-def test_bf16_and_fp16_together_is_an_error_on_both_fields():
+def test_bf16_and_fp16_together_is_an_error_on_both_fields() -> None:
     errors = _errors(_training(bf16=True, fp16=True))
 
     assert set(errors) == {"training.bf16", "training.fp16"}
 
 
-def test_booleans_must_be_real_booleans():
+def test_booleans_must_be_real_booleans() -> None:
     errors = _errors(_minimal(model={"trust_remote_code": "true"}, predictions={"enabled": 0}))
 
     assert errors["model.trust_remote_code"] == ["must be true or false, got string 'true'"]
     assert errors["predictions.enabled"] == ["must be true or false, got number 0"]
 
 
-def test_integers_refuse_booleans_strings_and_fractions():
+def test_integers_refuse_booleans_strings_and_fractions() -> None:
     errors = _errors(_training(batch_size=True, lora_r="16", logging_steps=2.5))
 
     assert errors["training.batch_size"] == ["must be an integer, got boolean"]
@@ -278,14 +280,14 @@ def test_integers_refuse_booleans_strings_and_fractions():
     assert errors["training.logging_steps"] == ["must be a whole number, got 2.5"]
 
 
-def test_a_whole_float_is_stored_as_an_integer():
+def test_a_whole_float_is_stored_as_an_integer() -> None:
     config = validate_config(_training(batch_size=8.0))
 
     assert config.data["training"]["batch_size"] == 8
     assert isinstance(config.data["training"]["batch_size"], int)
 
 
-def test_numbers_refuse_strings_booleans_and_nan():
+def test_numbers_refuse_strings_booleans_and_nan() -> None:
     errors = _errors(_training(learning_rate="2e-4", weight_decay=True, beta=float("nan")))
 
     assert errors["training.learning_rate"] == ["must be a number, got string"]
@@ -293,7 +295,7 @@ def test_numbers_refuse_strings_booleans_and_nan():
     assert errors["training.beta"] == ["must be a finite number, got nan"]
 
 
-def test_float_fields_are_stored_as_floats():
+def test_float_fields_are_stored_as_floats() -> None:
     config = validate_config(_minimal(data={"eval_split": 0}, predictions={"temperature": 1}))
 
     assert config.data["data"]["eval_split"] == 0.0
@@ -301,13 +303,13 @@ def test_float_fields_are_stored_as_floats():
     assert isinstance(config.data["predictions"]["temperature"], float)
 
 
-def test_an_unknown_field_is_named_with_a_suggestion():
+def test_an_unknown_field_is_named_with_a_suggestion() -> None:
     errors = _errors(_training(learning_rat=0.001))
 
     assert errors == {"training.learning_rat": ["unknown field; did you mean learning_rate?"]}
 
 
-def test_unknown_fields_are_found_in_every_section():
+def test_unknown_fields_are_found_in_every_section() -> None:
     errors = _errors(
         _minimal(
             nmae="x",
@@ -325,20 +327,20 @@ def test_unknown_fields_are_found_in_every_section():
     assert errors["extras"] == ["unknown field"]
 
 
-def test_a_section_that_is_not_an_object_is_an_error():
+def test_a_section_that_is_not_an_object_is_an_error() -> None:
     errors = _errors(_minimal(training=["sft"]))
 
     assert errors == {"training": ["must be an object, got array"]}
 
 
-def test_a_config_that_is_not_an_object_is_an_error():
+def test_a_config_that_is_not_an_object_is_an_error() -> None:
     with pytest.raises(ConfigError) as caught:
         validate_config(["name"])  # type: ignore[arg-type]
 
     assert caught.value.errors == {"": ["must be an object, got array"]}
 
 
-def test_every_error_is_reported_at_once():
+def test_every_error_is_reported_at_once() -> None:
     errors = _errors(
         _minimal(
             name="",
@@ -355,25 +357,25 @@ def test_every_error_is_reported_at_once():
     }
 
 
-def test_the_error_text_lists_each_path_and_message():
+def test_the_error_text_lists_each_path_and_message() -> None:
     with pytest.raises(ConfigError, match=r"training\.batch_size: must be between 1 and 1024"):
         validate_config(_training(batch_size=0))
 
 
-def test_a_dataset_is_required_unless_the_caller_says_otherwise():
+def test_a_dataset_is_required_unless_the_caller_says_otherwise() -> None:
     config = _minimal(data={"dataset_id": None})
 
     assert _errors(config) == {"data.dataset_id": ["choose a dataset (or set data.train_path)"]}
     assert validate_config(config, require_dataset=False).data["data"]["dataset_id"] is None
 
 
-def test_a_train_path_can_replace_the_dataset_id():
+def test_a_train_path_can_replace_the_dataset_id() -> None:
     config = validate_config(_minimal(data={"dataset_id": None, "train_path": "data/train.jsonl"}))
 
     assert config.data["data"]["train_path"] == "data/train.jsonl"
 
 
-def test_dataset_id_and_train_path_together_is_an_error():
+def test_dataset_id_and_train_path_together_is_an_error() -> None:
     errors = _errors(_minimal(data={"train_path": "train.jsonl"}))
 
     assert errors == {
@@ -381,31 +383,31 @@ def test_dataset_id_and_train_path_together_is_an_error():
     }
 
 
-def test_the_dataset_id_must_be_a_uuid_and_is_stored_canonically():
+def test_the_dataset_id_must_be_a_uuid_and_is_stored_canonically() -> None:
     assert "must be a UUID" in _errors(_minimal(data={"dataset_id": "abc"}))["data.dataset_id"][0]
     config = validate_config(_minimal(data={"dataset_id": DATASET_ID.upper().replace("-", "")}))
     assert config.data["data"]["dataset_id"] == DATASET_ID
 
 
-def test_eval_steps_without_an_eval_split_is_an_error():
+def test_eval_steps_without_an_eval_split_is_an_error() -> None:
     errors = _errors(_minimal(data={"eval_split": 0}, training={"eval_steps": 100}))
 
     assert errors == {"training.eval_steps": ["needs data.eval_split above 0 (no eval set)"]}
 
 
-def test_predictions_on_eval_without_an_eval_split_is_an_error():
+def test_predictions_on_eval_without_an_eval_split_is_an_error() -> None:
     errors = _errors(_minimal(data={"eval_split": 0}, predictions={"sample_frequency": "eval"}))
 
     assert "use epoch or steps" in errors["predictions.sample_frequency"][0]
 
 
-def test_packing_is_refused_for_preference_methods():
+def test_packing_is_refused_for_preference_methods() -> None:
     errors = _errors(_training(method="orpo", packing=True))
 
     assert errors == {"training.packing": ["packing is only supported with sft, not orpo"]}
 
 
-def test_all_linear_and_module_lists_are_accepted_as_lora_targets():
+def test_all_linear_and_module_lists_are_accepted_as_lora_targets() -> None:
     linear = validate_config(_training(lora_target_modules="all-linear"))
     listed = validate_config(_training(lora_target_modules=["q_proj", "mlp.down_proj"]))
 
@@ -413,7 +415,7 @@ def test_all_linear_and_module_lists_are_accepted_as_lora_targets():
     assert listed.data["training"]["lora_target_modules"] == ["q_proj", "mlp.down_proj"]
 
 
-def test_validation_does_not_mutate_or_share_the_input():
+def test_validation_does_not_mutate_or_share_the_input() -> None:
     data = _training(lora_target_modules=["q_proj"])
     config = validate_config(data)
 
@@ -424,7 +426,7 @@ def test_validation_does_not_mutate_or_share_the_input():
 
 
 @pytest.mark.parametrize("method", ["dpo", "orpo"])
-def test_preference_methods_need_a_preference_dataset(method):
+def test_preference_methods_need_a_preference_dataset(method) -> None:
     config = validate_config(_training(method=method))
 
     problems = check_config_against_dataset(config, "chat")
@@ -435,7 +437,7 @@ def test_preference_methods_need_a_preference_dataset(method):
     assert check_config_against_dataset(config, "preference") == []
 
 
-def test_sft_on_preference_data_suggests_dpo_or_orpo():
+def test_sft_on_preference_data_suggests_dpo_or_orpo() -> None:
     config = validate_config(_minimal())
 
     problems = check_config_against_dataset(config, "preference")
@@ -445,13 +447,13 @@ def test_sft_on_preference_data_suggests_dpo_or_orpo():
 
 
 @pytest.mark.parametrize("dataset_format", ["text", "chat", "instruction"])
-def test_sft_accepts_every_non_preference_format(dataset_format):
+def test_sft_accepts_every_non_preference_format(dataset_format) -> None:
     config = validate_config(_minimal())
 
     assert check_config_against_dataset(config.data, dataset_format) == []
 
 
-def test_validated_config_exposes_its_main_fields():
+def test_validated_config_exposes_its_main_fields() -> None:
     config = validate_config(_minimal(training={"method": "orpo"}))
 
     assert isinstance(config, ValidatedConfig)
@@ -462,7 +464,7 @@ def test_validated_config_exposes_its_main_fields():
     )
 
 
-def test_every_offered_optimizer_is_one_transformers_accepts():
+def test_every_offered_optimizer_is_one_transformers_accepts() -> None:
     # Read transformers' OptimizerNames from its source: importing transformers takes seconds.
     spec = importlib.util.find_spec("transformers")
     if spec is None or spec.origin is None:
