@@ -114,9 +114,8 @@ def browser_side(raw: dict[str, Any], down: dict[str, Any], width: int, repeat: 
         for label, series in (("every point", raw), (f"downsampled ({width})", down)):
             body = json.dumps({"steps": series["steps"], "values": series["values"]})
             draws = [page.evaluate(DRAW_JS, [body, width]) for _ in range(repeat)]
-            print(
-                f"browser parse+draw {label:<22}: {statistics.median(draws):8.1f} ms (median of {repeat})"
-            )
+            median = statistics.median(draws)
+            print(f"browser parse+draw {label:<20}: {median:8.1f} ms (median of {repeat})")
         browser.close()
 
 
