@@ -159,7 +159,8 @@ def measure(
     runpod = TimedFakeRunPod(
         command_override=lambda pod: ["sleep", "600"],
         prices=[RunPodGpu(GPU, "RTX A4000", 16, PRICE, PRICE, "A4000")],
-    ).start()
+    )
+    runpod.start()
     workers = start_workers(
         {**env, "POLL_INTERVAL_S": poll_s, "RUNPOD_BASE_URL": runpod.url}, log_dir
     )

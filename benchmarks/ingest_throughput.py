@@ -190,16 +190,18 @@ def main() -> None:
     copy_rate = copy_baseline(args.batches * args.clients * BATCH)
     many_lat.sort()
     p95 = many_lat[int(len(many_lat) * 0.95) - 1]
+    single_p50 = statistics.median(single_lat) * 1000
+    many_p50 = statistics.median(many_lat) * 1000
     print(f"batches of {BATCH} metric points, one uvicorn process, PostgreSQL")
+    print(f"  1 client : {single_rate:10.0f} points/s   (p50 {single_p50:.1f} ms)")
     print(
-        f"  1 client : {single_rate:10.0f} points/s   (p50 {statistics.median(single_lat) * 1000:.1f} ms)"
-    )
-    print(
-        f"  {args.clients} clients: {many_rate:10.0f} points/s   p50 {statistics.median(many_lat) * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms"
+        f"  {args.clients} clients: {many_rate:10.0f} points/s   "
+        f"p50 {many_p50:.1f} ms, p95 {p95 * 1000:.1f} ms"
     )
     print(f"  COPY     : {copy_rate:10.0f} points/s   (baseline, same rows, same table)")
     print(
-        f"  ratio    : API at {args.clients} clients = {many_rate / copy_rate:.1%} of COPY; 1 client = {single_rate / copy_rate:.1%}"
+        f"  ratio    : API at {args.clients} clients = {many_rate / copy_rate:.1%} of COPY; "
+        f"1 client = {single_rate / copy_rate:.1%}"
     )
 
 

@@ -66,7 +66,15 @@ def start_private_redis(var_dir: Path, timeout_s: float = 10.0) -> PrivateRedis:
         "--loglevel", "warning",
         "--logfile", str(var_dir / "redis.log"),
     ]  # fmt: skip
-    process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+    # It logs to a file, and dies with its parent even if that parent skips atexit (a test run
+    # killed, mypy's os._exit): a private Redis must never outlive the process that owns it.
+    process = subprocess.Popen(
+        args,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,  # only a prctl call: safe between fork and exec
+    )
     redis = PrivateRedis(process, socket)
     atexit.register(redis.stop)
     deadline = time.monotonic() + timeout_s
@@ -77,6 +85,15 @@ def start_private_redis(var_dir: Path, timeout_s: float = 10.0) -> PrivateRedis:
             raise RuntimeError(f"the private redis-server did not start:\n{log}")
         time.sleep(0.05)
     return redis
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGTERM us when the parent exits."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _redis_answers(socket: Path) -> bool:

@@ -261,9 +261,10 @@ def reconcile_provider(provider: Provider) -> list[str]:
     orphans = []
     for pod in provider.list_ours():
         job_id = pod.name.removeprefix(NAME_PREFIX)
-        owned = TrainingJob.objects.filter(
-            id=job_id if _is_uuid(job_id) else None, status__in=LIVE_STATUSES
-        ).exists()
+        owned = (
+            _is_uuid(job_id)
+            and TrainingJob.objects.filter(id=job_id, status__in=LIVE_STATUSES).exists()
+        )
         if not owned and pod.state not in ("terminated",):
             provider.terminate(pod.ref)
             orphans.append(pod.ref)

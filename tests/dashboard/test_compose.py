@@ -18,13 +18,27 @@ def test_the_compose_file_is_valid_with_every_service() -> None:
         if os.environ.get("CI"):
             pytest.fail("docker-compose is missing: .ci/run installs it")
         pytest.skip("docker-compose is not installed (apt-get install docker-compose)")
-    env = {**os.environ, "SECRET_KEY": "s", "CREDENTIALS_KEY": "k", "TUNEBOARD_PUBLIC_URL": "http://x"}
+    env = {
+        **os.environ,
+        "SECRET_KEY": "s",
+        "CREDENTIALS_KEY": "k",
+        "TUNEBOARD_PUBLIC_URL": "http://x",
+    }
     result = subprocess.run(
-        [tool, "config", "--services"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        [tool, "config", "--services"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert set(result.stdout.split()) == {"postgres", "redis", "web", "worker", "beat"}
     missing = subprocess.run(
-        [tool, "config", "-q"], cwd=ROOT, env={"PATH": os.environ["PATH"]}, capture_output=True, text=True
+        [tool, "config", "-q"],
+        cwd=ROOT,
+        env={"PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
     )
     assert "SECRET_KEY" in missing.stderr
