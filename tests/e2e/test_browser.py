@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,7 @@ def test_the_stop_button_stops_a_running_run(
     user = make_user("stopper")
     config = tiny_training_config(user, make_dataset(user=user), tiny_model_dir, max_steps=5000)
     job, _ = services.launch_job(
-        user, config, services.LaunchRequest(provider="local", gpu_types=[], budget=5)
+        user, config, services.LaunchRequest(provider="local", gpu_types=[], budget=Decimal(5))
     )
     sign_in(page, live_stack.url, user)
     page.goto(f"{live_stack.url}/runs/{job.id}/")
@@ -173,7 +174,12 @@ def test_a_prediction_with_markup_shows_as_text_and_runs_nothing(
     dataset = make_dataset(user=user)
     job, token = running_job_without_a_pod(make_config(dataset=dataset, user=user), dataset)
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def on_dialog(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
     prediction = {"step": 1, "epoch": 0.1, "sample_id": "s0", "prompt": XSS, "generated": XSS,
                   "expected": XSS, "scores": {"bleu": 0.1, "rouge1": 0.2, "rouge2": 0.0, "rougeL": 0.2}}  # fmt: skip
     post_events(live_stack.url, job, token, [{"seq": 1, "type": "prediction", "ts": "2026-11-22T10:00:00Z", "data": prediction}])  # fmt: skip
