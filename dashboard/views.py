@@ -219,10 +219,8 @@ def compare(request: HttpRequest) -> HttpResponse:
 
 
 def _default_budget(request: HttpRequest) -> tuple[Decimal, Decimal]:
-    # Kept in the session until the user model can store it (docs/requests-from-dashboard.md).
-    budget = request.session.get("default_budget", str(forms.DEFAULT_BUDGET))
-    threshold = request.session.get("default_alert_threshold", str(forms.DEFAULT_ALERT_THRESHOLD))
-    return Decimal(budget), Decimal(threshold)
+    preferences = services.get_preferences(_user(request))
+    return preferences.default_budget, preferences.default_alert_threshold
 
 
 @login_required
@@ -239,9 +237,10 @@ def settings_page(request: HttpRequest) -> HttpResponse:
     elif request.method == "POST" and request.POST.get("form") == "budget":
         budget_form = forms.DefaultBudgetForm(request.POST)
         if budget_form.is_valid():
-            request.session["default_budget"] = str(budget_form.cleaned_data["budget"])
-            request.session["default_alert_threshold"] = str(
-                budget_form.cleaned_data["alert_threshold"]
+            services.save_preferences(
+                _user(request),
+                budget_form.cleaned_data["budget"],
+                budget_form.cleaned_data["alert_threshold"],
             )
             messages.success(request, "Default budget saved.")
             return redirect("settings")

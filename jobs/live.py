@@ -21,6 +21,9 @@ class LiveUpdate(TypedDict):
     # Channels routes on "type": the consumer's ``job_update`` method receives it.
     type: Literal["job.update"]
     job: str
+    # The new events this message carries are first_seq..seq (first_seq == seq when it carries
+    # none): a page that has drawn less than first_seq - 1 missed a message and backfills.
+    first_seq: int
     seq: int
     status: str
     step: int

@@ -273,3 +273,18 @@ class TrainedModel(models.Model):
 
     def __str__(self) -> str:
         return f"{self.base_model} → {self.adapter_location}"
+
+
+class UserPreferences(models.Model):
+    """What the new fine-tune form starts from."""
+
+    owner = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tuneboard_preferences"
+    )
+    default_budget = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("10"))
+    default_alert_threshold = models.DecimalField(
+        max_digits=4, decimal_places=3, default=Decimal("0.8")
+    )
+
+    def __str__(self) -> str:
+        return f"preferences of {self.owner}"

@@ -44,6 +44,7 @@ from jobs.models import (
     TrainedModel,
     TrainingConfig,
     TrainingJob,
+    UserPreferences,
     derive_ingest_token,
     hash_token,
 )
@@ -150,9 +151,8 @@ def _transition(
         if not claimed:
             return None
         job = TrainingJob.objects.get(id=job_id)
-        if record:
-            _record(job, kind, message, data)
-        _publish(job, events=[_event_payload(job, message, kind)] if record else [])
+        event = _record(job, kind, message, data) if record else None
+        _publish(job, events=[_event_payload(event)] if event else [])
     return job
 
 
@@ -278,8 +278,8 @@ def record_job_event(job_id: uuid.UUID, kind: str, message: str, **data: Any) ->
     """A timeline entry that changes no state (provider notes, retries, alerts)."""
     job = TrainingJob.objects.get(id=job_id)
     with transaction.atomic():
-        _record(job, kind, message, data)
-        _publish(job, events=[_event_payload(job, message, kind)])
+        event = _record(job, kind, message, data)
+        _publish(job, events=[_event_payload(event)])
 
 
 # --- money -----------------------------------------------------------------------------------
@@ -293,11 +293,19 @@ def update_cost(
     if cost_per_hour is not None:
         fields["cost_per_hour"] = cost_per_hour
     with transaction.atomic():
+        before = TrainingJob.objects.values_list("cost_so_far", flat=True).get(id=job_id)
         updated = TrainingJob.objects.filter(id=job_id, cost_so_far__lte=cost_so_far).update(
             **fields
         )
         job = TrainingJob.objects.get(id=job_id)
-        if updated:
+        if updated and cost_so_far != before:
+            # Cost history for the chart, at the training step it was reached.
+            point = PointRow(
+                job.id, job.last_seq, job.step, None, "cost", float(cost_so_far), timezone.now()
+            )
+            _insert_points([point])
+            _publish(job, points=[point])
+        elif updated:
             _publish(job)
     return job
 
@@ -314,8 +322,8 @@ def mark_alert_sent(job_id: uuid.UUID) -> bool:
             message = (
                 f"cost ${job.cost_so_far:.2f} reached {share:.0f}% of the ${job.budget} budget"
             )
-            _record(job, JobEvent.Kind.ALERT, message)
-            _publish(job, events=[_event_payload(job, message, JobEvent.Kind.ALERT)])
+            event = _record(job, JobEvent.Kind.ALERT, message)
+            _publish(job, events=[_event_payload(event)])
     return bool(claimed)
 
 
@@ -448,7 +456,7 @@ def record_events(job_id: uuid.UUID, events: Sequence[IngestEvent]) -> IngestRes
             _apply_trainer_status(job, status)
         job.refresh_from_db()
         if fresh:
-            _publish(job, batch=batch)
+            _publish(job, batch=batch, first_seq=fresh[0].seq)
     command = "stop" if job.status == JobStatus.STOPPING else None
     return IngestResult(acked_through=job.last_seq, command=command, stored=len(fresh))
 
@@ -634,37 +642,45 @@ def revoke_ingest_token(job_id: uuid.UUID) -> None:
 # --- timeline and live updates --------------------------------------------------------------
 
 
-def _record(job: TrainingJob, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
-    JobEvent.objects.create(job=job, kind=kind, message=message, data=data or {})
+def _record(
+    job: TrainingJob, kind: str, message: str, data: dict[str, Any] | None = None
+) -> JobEvent:
+    return JobEvent.objects.create(job=job, kind=kind, message=message, data=data or {})
 
 
-def _event_payload(job: TrainingJob, message: str, kind: str) -> dict[str, Any]:
-    return {"kind": kind, "message": message, "at": timezone.now().isoformat()}
+def _event_payload(event: JobEvent) -> dict[str, Any]:
+    # The id lets a page that re-read /events after a reconnect drop what it already has.
+    return {
+        "id": event.pk,
+        "kind": event.kind,
+        "message": event.message,
+        "at": (event.created_at or timezone.now()).isoformat(),
+    }
 
 
 def _publish(
     job: TrainingJob,
     batch: _Batch | None = None,
     events: list[dict[str, Any]] | None = None,
+    points: list[PointRow] | None = None,
+    first_seq: int | None = None,
 ) -> None:
     update = LiveUpdate(
         type="job.update",
         job=str(job.id),
+        first_seq=first_seq if first_seq is not None else job.last_seq,
         seq=job.last_seq,
         status=job.status,
         step=job.step,
         total_steps=job.total_steps,
         epoch=job.epoch,
         cost_so_far=float(job.cost_so_far),
-        metrics=_columns(batch.metric_points) if batch else {},
+        metrics=_columns(batch.metric_points if batch else points or []),
         predictions=[_prediction_payload(p) for p in batch.predictions] if batch else [],
         events=events or [],
     )
     if batch:
-        update["events"] += [
-            {"kind": e.kind, "message": e.message, "at": timezone.now().isoformat()}
-            for e in batch.events
-        ]
+        update["events"] += [_event_payload(e) for e in batch.events]
     publish_job_event(update)
 
 
@@ -898,3 +914,21 @@ def judge_budget(job: TrainingJob) -> BudgetVerdict:
 
 def overspend(job: TrainingJob) -> Decimal:
     return max(Decimal(0), job.cost_so_far - job.budget)
+
+
+# --- preferences -----------------------------------------------------------------------------
+
+
+def get_preferences(user: User) -> UserPreferences:
+    preferences, _ = UserPreferences.objects.get_or_create(owner=user)
+    return preferences
+
+
+def save_preferences(
+    user: User, default_budget: Decimal, alert_threshold: Decimal
+) -> UserPreferences:
+    preferences = get_preferences(user)
+    preferences.default_budget = default_budget
+    preferences.default_alert_threshold = alert_threshold
+    preferences.save()
+    return preferences

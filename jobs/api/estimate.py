@@ -72,6 +72,8 @@ class EstimateView(APIView):
 
 def _offers(request: Request) -> list[GpuOffer]:
     offers = [o for o in static_offers() if o.provider in LAUNCHABLE_PROVIDERS]
+    # This machine, as the local provider sees it (its GPU, or its memory when it has none).
+    offers += get_provider("local", {}, provider_settings()).offers()
     credential = ProviderCredential.objects.filter(
         owner=owner_of(request), provider=ProviderCredential.Kind.RUNPOD
     ).first()

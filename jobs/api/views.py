@@ -121,9 +121,14 @@ class JobViewSet(
     def predictions(self, request: Request, pk: str | None = None) -> Response:
         job = self.get_object()
         rows = job.predictions.all()
-        for param in ("step", "sample_id"):
-            if param in request.query_params:
-                rows = rows.filter(**{param: request.query_params[param]})
+        params = request.query_params
+        for param, lookup in (("step", "step"), ("after_seq", "seq__gt")):
+            if param in params:
+                if not params[param].isdigit():
+                    raise ValidationError({param: ["must be a whole number"]})
+                rows = rows.filter(**{lookup: int(params[param])})
+        if "sample_id" in params:
+            rows = rows.filter(sample_id=params["sample_id"])
         page = self.paginator.paginate_queryset(rows, request, view=self) if self.paginator else []
         return self.get_paginated_response(PredictionSerializer(page, many=True).data)
 

@@ -211,6 +211,12 @@ function onMessage(msg) {
     state.queue.push(msg);
     return;
   }
+  if (msg.first_seq > state.seq + 1) {
+    // A message was dropped while the socket stayed up (Channels delivers at most once): the
+    // backfill from the last seq drawn brings this message's points along with the missed ones.
+    backfill().then(requestDraw).catch(() => { state.needsBackfill = true; });
+    return;
+  }
   applyUpdate(msg);
   requestDraw();
 }
@@ -251,7 +257,7 @@ async function backfill() {
 }
 
 async function backfillPredictions(afterSeq) {
-  const rows = await getJSON(`${page.api}/predictions?limit=1000&offset=0`);
+  const rows = await getJSON(`${page.api}/predictions?after_seq=${afterSeq}&limit=1000&offset=0`);
   rows.results.filter((p) => p.seq > afterSeq).forEach(addPrediction);
 }
 

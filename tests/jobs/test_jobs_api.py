@@ -155,3 +155,34 @@ def test_preference_data_trains_with_dpo(api: APIClient, make_dataset, make_conf
     dataset = make_dataset(rows=PREFERENCE_ROWS)
     config = make_config(dataset=dataset, method="dpo")
     assert config.config["training"]["method"] == "dpo"
+
+
+def test_predictions_backfill_after_a_seq(api: APIClient, make_job) -> None:
+    job, _ = make_job()
+    events = [
+        services.IngestEvent(
+            i,
+            "prediction",
+            timezone.now(),
+            {"step": i, "sample_id": "s0", "prompt": "p", "generated": "g"},
+        )
+        for i in range(1, 6)
+    ]
+    services.record_events(job.id, events)
+    body = api.get(f"/api/jobs/{job.id}/predictions?after_seq=3").json()
+    assert [p["seq"] for p in body["results"]] == [4, 5]
+    assert api.get(f"/api/jobs/{job.id}/predictions?step=x").status_code == 400
+
+
+def test_cost_updates_leave_a_cost_history(api: APIClient, make_job) -> None:
+    job, _ = make_job()
+    for cost in ("0.5", "1.25", "1.25"):
+        services.update_cost(job.id, Decimal(cost))
+    series = api.get(f"/api/jobs/{job.id}/metrics?name=cost").json()["series"]["cost"]
+    assert series["values"] == [0.5, 1.25]
+
+
+def test_preferences_default_and_save(owner) -> None:
+    assert services.get_preferences(owner).default_budget == Decimal("10")
+    services.save_preferences(owner, Decimal("25"), Decimal("0.9"))
+    assert services.get_preferences(owner).default_budget == Decimal("25")
