@@ -86,7 +86,8 @@ def database_from_url(name: str, url: str) -> dict[str, object]:
         # A pool, not persistent connections: under ASGI every request runs in a thread of its
         # own, so per-thread persistent connections pile up until PostgreSQL refuses clients.
         "CONN_MAX_AGE": 0,
-        "OPTIONS": {"pool": {"min_size": 2, "max_size": 20, "timeout": 30}},
+        # min_size 0: no connection is opened before the first query needs one.
+        "OPTIONS": {"pool": {"min_size": 0, "max_size": 20, "timeout": 30}},
     }
 
 
