@@ -57,6 +57,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import PurePath
 from typing import IO, Any, BinaryIO
 
+from jobs.json_types import json_type_name
+
 FORMAT_KEYS: dict[str, tuple[str, ...]] = {
     "text": ("text",),
     "chat": ("messages",),
@@ -448,7 +450,7 @@ def normalise_row(
 
 def _text_value(value: Any, label: str, problems: list[str], *, blank_ok: bool = False) -> Any:
     if not isinstance(value, str):
-        problems.append(f"{label} must be a string, got {_type_name(value)}")
+        problems.append(f"{label} must be a string, got {json_type_name(value)}")
     elif not blank_ok and not value.strip():
         problems.append(f"{label} must not be empty")
     return value
@@ -462,7 +464,7 @@ def _normalise_chat(row: Mapping[str, Any], *, tabular: bool) -> tuple[Row | Non
         except json.JSONDecodeError as error:
             return None, [f'"messages" is not valid JSON ({_json_error(error)})']
     if not isinstance(messages, list):
-        return None, [f'"messages" must be an array, got {_type_name(messages)}']
+        return None, [f'"messages" must be an array, got {json_type_name(messages)}']
     problems: list[str] = []
     turns = [_chat_turn(index, message, problems) for index, message in enumerate(messages)]
     if not problems:
@@ -473,7 +475,7 @@ def _normalise_chat(row: Mapping[str, Any], *, tabular: bool) -> tuple[Row | Non
 def _chat_turn(index: int, message: Any, problems: list[str]) -> dict[str, Any]:
     label = f"messages[{index}]"
     if not isinstance(message, Mapping):
-        problems.append(f"{label} must be an object, got {_type_name(message)}")
+        problems.append(f"{label} must be an object, got {json_type_name(message)}")
         return {}
     role = message.get("role")
     if role not in ROLES:
@@ -504,22 +506,6 @@ def row_chars(fmt: str, row: Row) -> int:
     if fmt == "chat":
         return sum(len(turn["content"]) for turn in row["messages"])
     return sum(len(row[key]) for key in FORMAT_KEYS[fmt])
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, list | tuple):
-        return "array"
-    if isinstance(value, Mapping):
-        return "object"
-    if isinstance(value, str):
-        return "string"
-    return type(value).__name__
 
 
 def _short(value: Any) -> str:
@@ -557,7 +543,7 @@ def _check_json_line(position: int, text: str, collector: _Collector) -> None:
         collector.row_errors(position, [f"invalid JSON ({_json_error(error)})"])
         return
     if not isinstance(value, dict):
-        collector.row_errors(position, [f"expected a JSON object, got {_type_name(value)}"])
+        collector.row_errors(position, [f"expected a JSON object, got {json_type_name(value)}"])
         return
     collector.check(position, value, tabular=False)
 

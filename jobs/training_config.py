@@ -38,6 +38,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from jobs.json_types import json_type_name
+
 METHODS = ("sft", "dpo", "orpo")
 PREFERENCE_METHODS = ("dpo", "orpo")
 TORCH_DTYPES = ("auto", "bfloat16", "float16", "float32")
@@ -132,35 +134,19 @@ class _Field:
 # ---------------------------------------------------------------- value checks
 
 
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list | tuple):
-        return "array"
-    if isinstance(value, Mapping):
-        return "object"
-    return type(value).__name__
-
-
 def _fmt(bound: float) -> str:
     return str(bound) if isinstance(bound, int) else f"{bound:g}"
 
 
 def _boolean(value: Any) -> bool:
     if not isinstance(value, bool):
-        raise _Invalid(f"must be true or false, got {_type_name(value)} {value!r}")
+        raise _Invalid(f"must be true or false, got {json_type_name(value)} {value!r}")
     return value
 
 
 def _as_number(value: Any) -> int | float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Invalid(f"must be a number, got {_type_name(value)}")
+        raise _Invalid(f"must be a number, got {json_type_name(value)}")
     if not math.isfinite(value):
         raise _Invalid(f"must be a finite number, got {value}")
     return value
@@ -168,7 +154,7 @@ def _as_number(value: Any) -> int | float:
 
 def _as_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Invalid(f"must be an integer, got {_type_name(value)}")
+        raise _Invalid(f"must be an integer, got {json_type_name(value)}")
     if isinstance(value, float):
         if not value.is_integer():
             raise _Invalid(f"must be a whole number, got {value:g}")
@@ -228,7 +214,7 @@ def _describe_range(lo: float, hi: float | None, lo_open: bool, hi_open: bool) -
 def _choice(options: tuple[str, ...]) -> Check:
     def check(value: Any) -> str:
         if not isinstance(value, str) or value not in options:
-            got = f"{value!r}" if isinstance(value, str) else _type_name(value)
+            got = f"{value!r}" if isinstance(value, str) else json_type_name(value)
             raise _Invalid(f"must be one of {', '.join(options)}; got {got}")
         return value
 
@@ -244,7 +230,7 @@ def _nullable(inner: Check) -> Check:
 
 def _string(value: Any, max_len: int) -> str:
     if not isinstance(value, str):
-        raise _Invalid(f"must be a string, got {_type_name(value)}")
+        raise _Invalid(f"must be a string, got {json_type_name(value)}")
     if not value.strip():
         raise _Invalid("must not be empty")
     if len(value) > max_len:
@@ -282,7 +268,7 @@ def _model_name(value: Any) -> str:
 def _device_map(value: Any) -> str:
     if isinstance(value, str) and (value in DEVICE_MAPS or _CUDA_DEVICE.fullmatch(value)):
         return value
-    got = f"{value!r}" if isinstance(value, str) else _type_name(value)
+    got = f"{value!r}" if isinstance(value, str) else json_type_name(value)
     raise _Invalid(f"must be one of {', '.join(DEVICE_MAPS)} or cuda:N; got {got}")
 
 
@@ -290,7 +276,7 @@ def _dataset_id(value: Any) -> str:
     if isinstance(value, uuid.UUID):
         return str(value)
     if not isinstance(value, str):
-        raise _Invalid(f"must be a UUID string, got {_type_name(value)}")
+        raise _Invalid(f"must be a UUID string, got {json_type_name(value)}")
     try:
         return str(uuid.UUID(value))
     except ValueError:
@@ -403,7 +389,7 @@ def validate_config(data: Mapping[str, Any], *, require_dataset: bool = True) ->
     """Check ``data`` against contracts §1 and return it complete, or raise ``ConfigError``."""
     errors: dict[str, list[str]] = {}
     if not isinstance(data, Mapping):
-        raise ConfigError({"": [f"must be an object, got {_type_name(data)}"]})
+        raise ConfigError({"": [f"must be an object, got {json_type_name(data)}"]})
     config = _validate_section(data, SCHEMA, "", errors)
     _check_cross_fields(config, errors, require_dataset=require_dataset)
     if errors:
@@ -433,7 +419,7 @@ def _validate_subsection(
     value: Any, spec: dict[str, Any], path: str, errors: dict[str, list[str]]
 ) -> dict[str, Any]:
     if not isinstance(value, Mapping):
-        errors.setdefault(path, []).append(f"must be an object, got {_type_name(value)}")
+        errors.setdefault(path, []).append(f"must be an object, got {json_type_name(value)}")
         value = {}
     return _validate_section(value, spec, f"{path}.", errors)
 

@@ -19,6 +19,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from jobs import services
+from jobs.json_types import is_uuid
 from jobs.models import LIVE_STATUSES, JobEvent, JobStatus, TrainingJob
 from providers.base import (
     NAME_PREFIX,
@@ -262,7 +263,7 @@ def reconcile_provider(provider: Provider) -> list[str]:
     for pod in provider.list_ours():
         job_id = pod.name.removeprefix(NAME_PREFIX)
         owned = (
-            _is_uuid(job_id)
+            is_uuid(job_id)
             and TrainingJob.objects.filter(id=job_id, status__in=LIVE_STATUSES).exists()
         )
         if not owned and pod.state not in ("terminated",):
@@ -285,16 +286,6 @@ def providers_to_reconcile() -> list[Provider]:
         except ProviderError:
             logger.exception("reconcile: cannot build a %s client", credential.provider)
     return found
-
-
-def _is_uuid(value: str) -> bool:
-    import uuid
-
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 def fail_stuck_jobs() -> list[str]:

@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from jobs import services
 from jobs.api.serializers import LaunchSerializer, config_errors_as_drf
 from jobs.api.views import launch_from_request, owner_of
+from jobs.json_types import is_uuid
 from jobs.models import TrainingConfig, TrainingJob
 from jobs.training_config import ConfigError, validate_config
 
@@ -110,22 +111,12 @@ class DeployView(APIView):
 def _job_by_pod(request: Request, provider: str, pod_id: str) -> TrainingJob:
     jobs = TrainingJob.objects.filter(owner=owner_of(request), provider=provider)
     match = Q(provider_ref=pod_id)
-    if _is_uuid(pod_id):
+    if is_uuid(pod_id):
         match |= Q(id=pod_id)
     job = jobs.filter(match).first()
     if job is None:
         raise NotFound("no deployment with that pod_id")
     return job
-
-
-def _is_uuid(value: str) -> bool:
-    import uuid
-
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 def _latest(job: TrainingJob, name: str) -> float | None:
@@ -134,7 +125,7 @@ def _latest(job: TrainingJob, name: str) -> float | None:
 
 
 def _owned_job(request: Request, job_id: str) -> TrainingJob:
-    job = services.get_job_for_user(owner_of(request), job_id) if _is_uuid(job_id) else None
+    job = services.get_job_for_user(owner_of(request), job_id) if is_uuid(job_id) else None
     if job is None:
         raise NotFound("no such job")
     return job
