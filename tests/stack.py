@@ -45,7 +45,7 @@ FAST_BILLING_PRICE = 36.0  # $/h for the fake's "NVIDIA RTX A4000" = 1 cent a se
 STACK_SETTINGS = {
     "POLL_INTERVAL_S": "1",
     "RECONCILE_INTERVAL_S": "3",
-    "STOP_GRACE_S": "30",
+    "STOP_GRACE_S": "15",
     "GRACEFUL_STOP_MARGIN_S": "4",
     "LAUNCH_LEASE_S": "6",
     "EXIT_GRACE_S": "3",

@@ -39,8 +39,9 @@ logger = logging.getLogger(__name__)
 
 # A worker that claimed a launch holds it for settings.LAUNCH_LEASE_S; a crashed worker's claim
 # then expires and the redelivered message launches again (finding the pod by name, never
-# creating two). Redeliveries are counted on the job and capped here.
-MAX_LAUNCH_ATTEMPTS = 4
+# creating two). Every claim is counted on the job — the task's retries (worker/tasks.py,
+# MAX_RETRIES = 6) and redeliveries after a crash — and capped here.
+MAX_LAUNCH_ATTEMPTS = 10
 
 
 class LaunchBusy(Exception):
@@ -69,7 +70,9 @@ def launch_pod(job_id: str) -> None:
     if job is None:
         return
     if job.launch_attempts > MAX_LAUNCH_ATTEMPTS:
-        services.fail_job(job.id, f"the launch failed {MAX_LAUNCH_ATTEMPTS} times; giving up")
+        last = job.events.filter(kind=JobEvent.Kind.PROVIDER).order_by("-id").first()
+        cause = f"; last error: {last.message}" if last else ""
+        services.fail_job(job.id, f"the launch was tried {MAX_LAUNCH_ATTEMPTS} times{cause}")
         return
     try:
         launched = provider_for(job).launch(launch_spec(job))

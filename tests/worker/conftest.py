@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -69,3 +69,12 @@ LONG_RUN = {"max_steps": 5000, "predictions": {"enabled": False}}
 
 def terminal(job: TrainingJob) -> bool:
     return status_of(job) in ("succeeded", "failed", "stopped", "budget_exceeded")
+
+
+@pytest.fixture
+def pods_ignore_stop(live_stack: LiveStack) -> Iterator[None]:
+    """Pods whose program never reports and never stops: only a terminate ends them."""
+    original = live_stack.runpod.runner.command_override
+    live_stack.runpod.runner.command_override = lambda pod: ["sleep", "600"]
+    yield
+    live_stack.runpod.runner.command_override = original

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
-
-import pytest
 
 from jobs.models import JobEvent, JobStatus, TrainingJob
 from tests.stack import LiveStack
@@ -33,15 +31,6 @@ def test_a_small_budget_alerts_then_stops_gracefully_keeping_the_adapter(
     assert any("over" in m for _, m in kinds), "the overspend figure is on the timeline"
     live_stack.wait_for(lambda: _terminated(live_stack, job), 20, "the pod's termination")
     assert job.cost_so_far <= job.budget + Decimal("0.05")
-
-
-@pytest.fixture
-def pods_ignore_stop(live_stack: LiveStack) -> Iterator[None]:
-    """Pods whose program never reports and never stops: only a terminate ends them."""
-    original = live_stack.runpod.runner.command_override
-    live_stack.runpod.runner.command_override = lambda pod: ["sleep", "600"]
-    yield
-    live_stack.runpod.runner.command_override = original
 
 
 def test_a_pod_that_ignores_the_stop_is_terminated_at_the_budget(
