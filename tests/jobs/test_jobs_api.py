@@ -110,6 +110,9 @@ def test_the_series_is_downsampled_to_the_requested_points(api: APIClient, make_
     assert len(loss["steps"]) <= 200
     assert loss["steps"][0] == 1 and loss["steps"][-1] == 2000
     assert max(loss["values"]) == 1000.0  # the spike at step 1 survives min/max
+    assert loss["values"][0] == 1000.0  # ... at the start, where it was
+    lttb_body = api.get(f"/api/jobs/{job.id}/metrics?name=loss&points=200&method=lttb").json()
+    assert len(lttb_body["series"]["loss"]["steps"]) == 200
     window = api.get(f"/api/jobs/{job.id}/metrics?name=loss&min_step=10&max_step=19").json()
     assert window["series"]["loss"]["steps"] == list(range(10, 20))
     backfill = api.get(f"/api/jobs/{job.id}/metrics?after_seq=1990").json()
