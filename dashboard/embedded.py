@@ -138,7 +138,7 @@ def spawn(name: str, args: list[str], env: dict[str, str]) -> Child:
     return Child(name, process)
 
 
-def stack_commands(host: str, port: int) -> list[tuple[str, list[str]]]:
+def stack_commands(host: str, port: int, var_dir: Path) -> list[tuple[str, list[str]]]:
     python = sys.executable
     return [
         (
@@ -154,7 +154,7 @@ def stack_commands(host: str, port: int) -> list[tuple[str, list[str]]]:
         (
             "beat",
             [python, "-m", "celery", "-A", "worker", "beat", "--loglevel", "INFO",
-             "--schedule", str(Path(os.environ["TUNEBOARD_VAR_DIR"]) / "celerybeat-schedule")],
+             "--schedule", str(var_dir / "celerybeat-schedule")],
         ),
     ]  # fmt: skip
 

@@ -69,3 +69,14 @@ def test_embedded_mode_starts_answers_and_stops_cleanly(tmp_path: Path) -> None:
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_the_stack_needs_nothing_from_the_environment(monkeypatch, tmp_path: Path) -> None:
+    # `./tuneboard run` sets no variable: the commands come from settings alone (the test above
+    # must set TUNEBOARD_VAR_DIR to stay out of the checkout's var/, so it cannot show this).
+    from dashboard.embedded import stack_commands
+
+    monkeypatch.delenv("TUNEBOARD_VAR_DIR", raising=False)
+    commands = dict(stack_commands("127.0.0.1", 8000, tmp_path))
+    assert set(commands) == {"web", "worker", "beat"}
+    assert str(tmp_path / "celerybeat-schedule") in commands["beat"]

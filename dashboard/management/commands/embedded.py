@@ -43,7 +43,9 @@ class Command(BaseCommand):
                 "DJANGO_SETTINGS_MODULE", "dashboard.settings.base"
             ),
         }
-        children = [spawn(name, argv, env) for name, argv in stack_commands(host, port)]
+        children = [
+            spawn(name, argv, env) for name, argv in stack_commands(host, port, settings.VAR_DIR)
+        ]
         self.stdout.write(self.style.SUCCESS(f"\nTuneboard is running at http://{host}:{port}/"))
         if first_password:
             self.stdout.write(
